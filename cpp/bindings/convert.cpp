@@ -1,0 +1,154 @@
+#include "convert.hpp"
+
+#include <cmath>
+
+#include "ratelimiter/algorithm/common.hpp"
+#include "ratelimiter/error.hpp"
+
+namespace ratelimiter::binding {
+namespace {
+
+// Exception classes live in the pure-Python module; looked up once, kept for the process.
+PyObject* exception_class(const char* name) {
+    py::module_ exceptions = py::module_::import("ratelimiter.exceptions");
+    return py::object(exceptions.attr(name)).release().ptr();
+}
+
+PyObject* configuration_error() {
+    static PyObject* cls = exception_class("ConfigurationError");
+    return cls;
+}
+PyObject* configuration_type_error() {
+    static PyObject* cls = exception_class("ConfigurationTypeError");
+    return cls;
+}
+
+bool is_real_number(py::handle value) {
+    return !PyBool_Check(value.ptr()) && (PyLong_Check(value.ptr()) || PyFloat_Check(value.ptr()));
+}
+
+}  // namespace
+
+std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+
+void raise_configuration_error(const std::string& message) {
+    PyErr_SetString(configuration_error(), message.c_str());
+    throw py::error_already_set();
+}
+
+void raise_configuration_type_error(const std::string& message) {
+    PyErr_SetString(configuration_type_error(), message.c_str());
+    throw py::error_already_set();
+}
+
+void register_exception_translators() {
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const ConfigError& e) {
+            PyErr_SetString(configuration_error(), e.what());
+        } catch (const BackendConnectionError& e) {
+            static PyObject* cls = exception_class("BackendConnectionError");
+            PyErr_SetString(cls, e.what());
+        } catch (const BackendError& e) {
+            static PyObject* cls = exception_class("BackendError");
+            PyErr_SetString(cls, e.what());
+        }
+    });
+}
+
+std::int64_t to_count(py::handle value, const char* name) {
+    PyObject* obj = value.ptr();
+    if (PyBool_Check(obj) || !PyLong_Check(obj)) {
+        raise_configuration_type_error(std::string(name) + " must be an int, got " +
+                                       type_name(value));
+    }
+    int overflow = 0;
+    const long long n = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow != 0 || n <= 0 || n > kMaxCount) {
+        raise_configuration_error(std::string(name) + " must be a positive int <= 2**52, got " +
+                                  py::repr(value).cast<std::string>());
+    }
+    return n;
+}
+
+double to_finite_float(py::handle value, const char* name) {
+    if (!is_real_number(value)) {
+        raise_configuration_type_error(std::string(name) + " must be a number, got " +
+                                       type_name(value));
+    }
+    const double x = PyFloat_AsDouble(value.ptr());
+    if (x == -1.0 && PyErr_Occurred()) {  // an int too large for a double
+        PyErr_Clear();
+        raise_configuration_error(std::string(name) + " is out of range");
+    }
+    if (!std::isfinite(x)) {
+        raise_configuration_error(std::string(name) + " must be finite, got " +
+                                  py::repr(value).cast<std::string>());
+    }
+    return x;
+}
+
+double to_positive_float(py::handle value, const char* name) {
+    const double x = to_finite_float(value, name);
+    if (x <= 0.0) {
+        raise_configuration_error(std::string(name) + " must be > 0, got " +
+                                  py::repr(value).cast<std::string>());
+    }
+    return x;
+}
+
+std::optional<double> to_optional_positive_float(py::handle value, const char* name) {
+    if (value.is_none()) return std::nullopt;
+    return to_positive_float(value, name);
+}
+
+std::string_view key_view(py::handle key, std::size_t prefix_bytes) {
+    if (!PyUnicode_Check(key.ptr())) {
+        raise_configuration_type_error("key must be a str, got " + type_name(key));
+    }
+    Py_ssize_t size = 0;
+    const char* data = PyUnicode_AsUTF8AndSize(key.ptr(), &size);
+    if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
+    if (size == 0) raise_configuration_error("key must be a non-empty str");
+    if (prefix_bytes + static_cast<std::size_t>(size) > kMaxKeyBytes) {
+        raise_configuration_error("key is too long: " + std::to_string(size) +
+                                  " bytes (with key_prefix at most " +
+                                  std::to_string(kMaxKeyBytes) + " bytes of UTF-8)");
+    }
+    return {data, static_cast<std::size_t>(size)};
+}
+
+double read_clock(PyObject* clock) {
+    static PyObject* time_module = PyImport_ImportModule("time");
+    static PyObject* time_name = PyUnicode_InternFromString("time");
+    if (time_module == nullptr || time_name == nullptr) throw py::error_already_set();
+    PyObject* result;
+    if (clock == nullptr) {
+        PyObject* time_func = PyObject_GetAttr(time_module, time_name);
+        if (time_func == nullptr) throw py::error_already_set();
+        result = PyObject_CallObject(time_func, nullptr);
+        Py_DECREF(time_func);
+    } else {
+        result = PyObject_CallObject(clock, nullptr);
+    }
+    if (result == nullptr) throw py::error_already_set();
+    double now;
+    if (PyFloat_CheckExact(result)) {
+        now = PyFloat_AS_DOUBLE(result);
+    } else if (!PyBool_Check(result) && (PyLong_Check(result) || PyFloat_Check(result))) {
+        now = PyFloat_AsDouble(result);
+    } else {
+        const std::string name = type_name(result);
+        Py_DECREF(result);
+        raise_configuration_type_error("clock must return a number of seconds, got " + name);
+    }
+    Py_DECREF(result);
+    if (!std::isfinite(now)) {
+        PyErr_Clear();
+        raise_configuration_error("clock returned a non-finite time");
+    }
+    return now;
+}
+
+}  // namespace ratelimiter::binding

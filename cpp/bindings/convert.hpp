@@ -1,0 +1,43 @@
+// Conversions from Python values to validated C++ values. Every check a caller's argument
+// needs happens here, before any store is touched, so a rejected argument changes no state.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace ratelimiter::binding {
+
+namespace py = pybind11;
+
+// Longest storage key accepted (prefix + key, UTF-8 bytes).
+inline constexpr std::size_t kMaxKeyBytes = 1024;
+
+// Raise ratelimiter.exceptions.ConfigurationError (a ValueError) / ConfigurationTypeError
+// (both a ConfigurationError and a TypeError) with `message`.
+[[noreturn]] void raise_configuration_error(const std::string& message);
+[[noreturn]] void raise_configuration_type_error(const std::string& message);
+
+// Maps the core's C++ exceptions to ratelimiter.exceptions classes.
+void register_exception_translators();
+
+// A positive int (bool rejected) no larger than 2**52.
+std::int64_t to_count(py::handle value, const char* name);
+// A finite float > 0 (int accepted, bool rejected).
+double to_positive_float(py::handle value, const char* name);
+std::optional<double> to_optional_positive_float(py::handle value, const char* name);
+// A float (int accepted, bool rejected), any finite value; used for thresholds.
+double to_finite_float(py::handle value, const char* name);
+
+// The key's UTF-8 bytes, borrowed from the str object (valid while `key` is alive).
+std::string_view key_view(py::handle key, std::size_t prefix_bytes);
+
+// Calls the limiter's clock (nullptr: time.time looked up now, so patching it works).
+double read_clock(PyObject* clock);
+
+std::string type_name(py::handle value);
+
+}  // namespace ratelimiter::binding

@@ -1,0 +1,179 @@
+// One Python-facing limiter per algorithm: converts arguments, reads the clock, runs one
+// atomic step on the store, and wraps the Decision in a RateLimitResult. No arithmetic here.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "aggregate_load.hpp"
+#include "convert.hpp"
+#include "result_object.hpp"
+#include "store_ref.hpp"
+
+namespace ratelimiter::binding {
+
+template <class Algo>
+class Limiter {
+public:
+    using Spec = typename Algo::Spec;
+    using Params = typename Algo::Params;
+
+    Limiter(const py::object& backend, Spec spec, std::string key_prefix, py::object clock,
+            py::object config_provider)
+        : store_(store_from_backend(backend)),
+          spec_(spec),
+          params_(Algo::make_params(spec)),
+          prefix_(std::move(key_prefix)),
+          clock_(std::move(clock)),
+          provider_(std::move(config_provider)) {
+        if (prefix_.size() >= kMaxKeyBytes) {
+            raise_configuration_error("key_prefix must be shorter than 1024 bytes");
+        }
+        if (!clock_.is_none() && !PyCallable_Check(clock_.ptr())) {
+            raise_configuration_type_error("clock must be a zero-argument callable, got " +
+                                           type_name(clock_));
+        }
+    }
+
+    py::object is_allowed(py::handle key, py::handle cost_arg) {
+        const std::int64_t cost = PyLong_CheckExact(cost_arg.ptr()) ? fast_cost(cost_arg)
+                                                                     : to_count(cost_arg, "cost");
+        const std::string_view k = key_view(key, prefix_.size());
+        const double now = read_clock(clock_ptr());
+        double window = 0.0;
+        Params params = current_params(window);
+        aggregate_.prepare(params, now);
+        const Decision d = run(full_key(k), now, cost, params, Operation::consume);
+        aggregate_.record(d, cost, now);
+        return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
+    }
+
+    py::object peek(py::handle key) {
+        const std::string_view k = key_view(key, prefix_.size());
+        const double now = read_clock(clock_ptr());
+        double window = 0.0;
+        Params params = current_params(window);
+        aggregate_.prepare(params, now);
+        const Decision d = run(full_key(k), now, 1, params, Operation::peek);
+        return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
+    }
+
+    // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
+    py::list is_allowed_many(const py::sequence& keys, py::handle cost_arg) {
+        const std::int64_t cost = to_count(cost_arg, "cost");
+        const auto n = static_cast<std::size_t>(PySequence_Size(keys.ptr()));
+        // Validate every key before deciding any, so a bad key changes no state.
+        std::vector<py::object> held;
+        held.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            held.push_back(keys[i]);
+            key_view(held.back(), prefix_.size());
+        }
+        const double now = read_clock(clock_ptr());
+        double window = 0.0;
+        Params params = current_params(window);
+        py::list out(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            aggregate_.prepare(params, now);
+            const Decision d = run(full_key(key_view(held[i], prefix_.size())), now, cost,
+                                   params, Operation::consume);
+            aggregate_.record(d, cost, now);
+            PyObject* result = make_result(held[i].ptr(), params.limit, window, d, Algo::id);
+            if (result == nullptr) throw py::error_already_set();
+            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+        }
+        return out;
+    }
+
+    void reset(py::handle key) {
+        const std::string k = full_key(key_view(key, prefix_.size()));
+        std::visit([&](auto& store) { erase_on(*store, k); }, store_);
+    }
+
+    // Encoded state of `key` (empty if none) on the memory store; for tests and debugging.
+    std::vector<double> state(py::handle key) {
+        const std::string k = full_key(key_view(key, prefix_.size()));
+        if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_)) {
+            return (*memory)->template snapshot<Algo>(k);
+        }
+        return {};
+    }
+
+    const std::string& key_prefix() const { return prefix_; }
+
+private:
+    static py::object steal(PyObject* obj) {
+        if (obj == nullptr) throw py::error_already_set();
+        return py::reinterpret_steal<py::object>(obj);
+    }
+
+    static std::int64_t fast_cost(py::handle cost) {
+        int overflow = 0;
+        const long long n = PyLong_AsLongLongAndOverflow(cost.ptr(), &overflow);
+        if (overflow == 0 && n >= 1 && n <= kMaxCount) return n;
+        return to_count(cost, "cost");  // raises with the full message
+    }
+
+    PyObject* clock_ptr() const { return clock_.is_none() ? nullptr : clock_.ptr(); }
+
+    // Prefix + key in a thread-local buffer (no allocation once warm).
+    std::string& full_key(std::string_view key) const {
+        thread_local std::string buffer;
+        buffer.assign(prefix_);
+        buffer.append(key.data(), key.size());
+        return buffer;
+    }
+
+    // With a config provider, limit and window are read (and validated) on every call, and
+    // derived rates follow them.
+    Params current_params(double& window) const {
+        if (provider_.is_none()) {
+            window = spec_.window;
+            return params_;
+        }
+        Spec spec = spec_;
+        spec.limit = to_count(provider_.attr("get_limit")(), "limit (from config_provider)");
+        spec.window = to_positive_float(provider_.attr("get_window")(),
+                                        "window (from config_provider)");
+        window = spec.window;
+        return Algo::make_params(spec);
+    }
+
+    Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
+                 Operation op) {
+        return std::visit(
+            [&](auto& store) -> Decision {
+                using Store = typename std::decay_t<decltype(store)>::element_type;
+                if constexpr (StoreTraits<Store>::kReleaseGil) {
+                    py::gil_scoped_release release;
+                    return store->template apply<Algo>(key, now, cost, params, op);
+                } else {
+                    return store->template apply<Algo>(key, now, cost, params, op);
+                }
+            },
+            store_);
+    }
+
+    template <class Store>
+    static void erase_on(Store& store, std::string_view key) {
+        if constexpr (StoreTraits<Store>::kReleaseGil) {
+            py::gil_scoped_release release;
+            store.template erase<Algo>(key);
+        } else {
+            store.template erase<Algo>(key);
+        }
+    }
+
+    StoreRef store_;
+    Spec spec_;
+    Params params_;
+    std::string prefix_;
+    py::object clock_;
+    py::object provider_;
+    AggregateLoad<Algo> aggregate_;
+};
+
+}  // namespace ratelimiter::binding

@@ -1,0 +1,12 @@
+// One registration function per area of the extension; module.cpp calls them in order.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace ratelimiter::binding {
+
+void register_memory_store(pybind11::module_& m);
+void register_limiters(pybind11::module_& m);
+void register_noop(pybind11::module_& m);
+
+}  // namespace ratelimiter::binding

@@ -1,0 +1,105 @@
+// Binds Limiter<Algo> once per algorithm as `_core.<Name>Limiter`. The public classes in
+// python/ratelimiter/algorithms/ hold one of these and re-export its methods.
+#include <pybind11/stl.h>
+
+#include "limiter.hpp"
+#include "modules.hpp"
+
+namespace ratelimiter::binding {
+namespace {
+
+// Extra constructor parameters, passed from Python as a dict (validated here, by name).
+py::handle extra(const py::dict& extras, const char* name) {
+    return extras.contains(name) ? py::handle(extras[name]) : py::handle(Py_None);
+}
+
+template <class Spec>
+Spec base_spec(py::handle limit, py::handle window) {
+    Spec spec;
+    spec.limit = to_count(limit, "limit");
+    spec.window = to_positive_float(window, "window");
+    return spec;
+}
+
+template <class Algo>
+typename Algo::Spec parse_spec(py::handle limit, py::handle window, const py::dict&) {
+    return base_spec<typename Algo::Spec>(limit, window);
+}
+
+template <>
+TokenBucket::Spec parse_spec<TokenBucket>(py::handle limit, py::handle window,
+                                          const py::dict& extras) {
+    auto spec = base_spec<TokenBucket::Spec>(limit, window);
+    spec.refill_rate = to_optional_positive_float(extra(extras, "refill_rate"), "refill_rate");
+    return spec;
+}
+
+template <>
+LeakyBucket::Spec parse_spec<LeakyBucket>(py::handle limit, py::handle window,
+                                          const py::dict& extras) {
+    auto spec = base_spec<LeakyBucket::Spec>(limit, window);
+    spec.leak_rate = to_optional_positive_float(extra(extras, "leak_rate"), "leak_rate");
+    return spec;
+}
+
+template <>
+Gcra::Spec parse_spec<Gcra>(py::handle limit, py::handle window, const py::dict& extras) {
+    auto spec = base_spec<Gcra::Spec>(limit, window);
+    const py::handle burst = extra(extras, "burst");
+    if (!burst.is_none()) spec.burst = to_count(burst, "burst");
+    return spec;
+}
+
+template <>
+Adaptive::Spec parse_spec<Adaptive>(py::handle limit, py::handle window, const py::dict& extras) {
+    auto spec = base_spec<Adaptive::Spec>(limit, window);
+    const auto number = [&](const char* name, double fallback) {
+        const py::handle value = extra(extras, name);
+        return value.is_none() ? fallback : to_finite_float(value, name);
+    };
+    spec.burst_multiplier = number("burst_multiplier", spec.burst_multiplier);
+    spec.adaptive_window =
+        to_optional_positive_float(extra(extras, "adaptive_window"), "adaptive_window");
+    spec.high_load_threshold = number("high_load_threshold", spec.high_load_threshold);
+    spec.low_load_threshold = number("low_load_threshold", spec.low_load_threshold);
+    spec.penalty = number("penalty", spec.penalty);
+    spec.load_capacity =
+        to_optional_positive_float(extra(extras, "load_capacity"), "load_capacity");
+    return spec;
+}
+
+template <class Algo>
+void bind_limiter(py::module_& m, const char* class_name) {
+    using L = Limiter<Algo>;
+    py::class_<L>(m, class_name)
+        .def(py::init([](const py::object& backend, py::handle limit, py::handle window,
+                         const py::dict& extras, std::string key_prefix, py::object clock,
+                         py::object config_provider) {
+                 return new L(backend, parse_spec<Algo>(limit, window, extras),
+                              std::move(key_prefix), std::move(clock),
+                              std::move(config_provider));
+             }),
+             py::arg("backend"), py::arg("limit"), py::arg("window"), py::arg("extras"),
+             py::arg("key_prefix"), py::arg("clock"), py::arg("config_provider"))
+        .def("is_allowed", &L::is_allowed, py::arg("key"), py::arg("cost") = 1)
+        .def("peek", &L::peek, py::arg("key"))
+        .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1)
+        .def("reset", &L::reset, py::arg("key"))
+        .def("state", &L::state, py::arg("key"))
+        .def_property_readonly("key_prefix", &L::key_prefix)
+        .def_property_readonly_static("algorithm", [](const py::object&) { return Algo::name; });
+}
+
+}  // namespace
+
+void register_limiters(py::module_& m) {
+    bind_limiter<FixedWindow>(m, "FixedWindowLimiter");
+    bind_limiter<SlidingWindow>(m, "SlidingWindowLimiter");
+    bind_limiter<SlidingWindowCounter>(m, "SlidingWindowCounterLimiter");
+    bind_limiter<TokenBucket>(m, "TokenBucketLimiter");
+    bind_limiter<LeakyBucket>(m, "LeakyBucketLimiter");
+    bind_limiter<Adaptive>(m, "AdaptiveLimiter");
+    bind_limiter<Gcra>(m, "GcraLimiter");
+}
+
+}  // namespace ratelimiter::binding

@@ -1,0 +1,228 @@
+#include "result_object.hpp"
+
+#include <structmember.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace ratelimiter::binding {
+namespace {
+
+struct ResultObject {
+    PyObject_HEAD
+    PyObject* key;       // str
+    PyObject* metadata;  // dict, or nullptr until first read
+    long long limit;
+    long long remaining;
+    double window;
+    double reset_after;
+    double retry_after;
+    double meta[6];
+    char allowed;
+    char insufficient_capacity;
+    unsigned char algorithm;
+};
+
+// Metadata key names per AlgorithmId, in Decision::meta order (nullptr ends the list).
+const char* const kMetadataNames[kAlgorithmCount][7] = {
+    {"window_start", "count", nullptr},
+    {"current_count", nullptr},
+    {"curr_count", "prev_count", "effective_count", "weight_prev", nullptr},
+    {"tokens", "refill_rate", nullptr},
+    {"level", "leak_rate", nullptr},
+    {"layer", "tokens", "effective_burst", "refill_rate", "sw_count", "load", nullptr},
+    {"tat", nullptr},
+};
+
+// Counts are whole numbers in the C++ state; show them as int like the original library.
+bool is_integer_field(unsigned algorithm, int index) {
+    switch (static_cast<AlgorithmId>(algorithm)) {
+        case AlgorithmId::fixed_window: return index == 1;
+        case AlgorithmId::sliding_window: return index == 0;
+        case AlgorithmId::sliding_window_counter: return index <= 1;
+        case AlgorithmId::adaptive: return index == 2;
+        default: return false;
+    }
+}
+
+PyTypeObject* g_public_type = nullptr;  // ratelimiter.RateLimitResult once registered
+PyTypeObject* g_base_type = nullptr;  // RateLimitResultBase (a heap type)
+
+PyObject* build_metadata(ResultObject* self) {
+    PyObject* dict = PyDict_New();
+    if (dict == nullptr) return nullptr;
+    if (self->algorithm >= kAlgorithmCount) return dict;  // constructed from Python
+    const char* const* names = kMetadataNames[self->algorithm];
+    for (int i = 0; names[i] != nullptr; ++i) {
+        PyObject* value;
+        if (self->algorithm == static_cast<unsigned>(AlgorithmId::adaptive) && i == 0) {
+            value = PyUnicode_FromString(self->meta[0] == 0.0 ? "sliding_window" : "token_bucket");
+        } else if (is_integer_field(self->algorithm, i)) {
+            value = PyLong_FromLongLong(static_cast<long long>(self->meta[i]));
+        } else {
+            value = PyFloat_FromDouble(self->meta[i]);
+        }
+        if (value == nullptr || PyDict_SetItemString(dict, names[i], value) < 0) {
+            Py_XDECREF(value);
+            Py_DECREF(dict);
+            return nullptr;
+        }
+        Py_DECREF(value);
+    }
+    if (self->insufficient_capacity && PyDict_SetItemString(dict, "insufficient_capacity", Py_True) < 0) {
+        Py_DECREF(dict);
+        return nullptr;
+    }
+    return dict;
+}
+
+PyObject* get_metadata(PyObject* obj, void*) {
+    auto* self = reinterpret_cast<ResultObject*>(obj);
+    if (self->metadata == nullptr) {
+        self->metadata = build_metadata(self);
+        if (self->metadata == nullptr) return nullptr;
+    }
+    Py_INCREF(self->metadata);
+    return self->metadata;
+}
+
+PyObject* get_allowed(PyObject* obj, void*) {
+    return PyBool_FromLong(reinterpret_cast<ResultObject*>(obj)->allowed);
+}
+
+void result_dealloc(PyObject* obj) {
+    auto* self = reinterpret_cast<ResultObject*>(obj);
+    Py_XDECREF(self->key);
+    Py_XDECREF(self->metadata);
+    PyTypeObject* type = Py_TYPE(obj);
+    type->tp_free(obj);
+    Py_DECREF(type);  // heap types: every instance holds a reference to its type
+}
+
+// RateLimitResult(allowed, key, limit, remaining, reset_after, retry_after, metadata=None)
+PyObject* result_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+    static const char* keywords[] = {"allowed", "key", "limit", "remaining", "reset_after",
+                                     "retry_after", "metadata", "window", nullptr};
+    int allowed = 0;
+    PyObject* key = nullptr;
+    long long limit = 0;
+    long long remaining = 0;
+    double reset_after = 0.0;
+    double retry_after = 0.0;
+    PyObject* metadata = Py_None;
+    double window = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "pULLdd|O$d", const_cast<char**>(keywords),
+                                     &allowed, &key, &limit, &remaining, &reset_after,
+                                     &retry_after, &metadata, &window)) {
+        return nullptr;
+    }
+    if (metadata != Py_None && !PyDict_Check(metadata)) {
+        PyErr_SetString(PyExc_TypeError, "metadata must be a dict or None");
+        return nullptr;
+    }
+    PyObject* obj = type->tp_alloc(type, 0);
+    if (obj == nullptr) return nullptr;
+    auto* self = reinterpret_cast<ResultObject*>(obj);
+    Py_INCREF(key);
+    self->key = key;
+    self->metadata = metadata == Py_None ? PyDict_New() : PyDict_Copy(metadata);
+    if (self->metadata == nullptr) {
+        Py_DECREF(obj);
+        return nullptr;
+    }
+    self->limit = limit;
+    self->window = window;
+    self->remaining = remaining;
+    self->reset_after = reset_after;
+    self->retry_after = retry_after;
+    self->allowed = static_cast<char>(allowed != 0);
+    self->algorithm = 0xFF;
+    return obj;
+}
+
+PyMemberDef result_members[] = {
+    {"key", T_OBJECT_EX, offsetof(ResultObject, key), READONLY, "The key, without prefix."},
+    {"limit", T_LONGLONG, offsetof(ResultObject, limit), READONLY, "The limit applied."},
+    {"remaining", T_LONGLONG, offsetof(ResultObject, remaining), READONLY,
+     "Requests of cost 1 still admitted now (>= 0)."},
+    {"window", T_DOUBLE, offsetof(ResultObject, window), READONLY,
+     "The window (seconds) of the limit applied; 0 when unknown."},
+    {"reset_after", T_DOUBLE, offsetof(ResultObject, reset_after), READONLY,
+     "Seconds until the quota is fully restored."},
+    {"retry_after", T_DOUBLE, offsetof(ResultObject, retry_after), READONLY,
+     "0 when allowed; else seconds after which the same request is admitted (inf: never)."},
+    {nullptr, 0, 0, 0, nullptr},
+};
+
+PyGetSetDef result_getset[] = {
+    {"allowed", get_allowed, nullptr, "Whether the request was admitted.", nullptr},
+    {"metadata", get_metadata, nullptr, "Algorithm-specific values (a new dict per result).",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyObject* set_public_type(PyObject*, PyObject* cls) {
+    if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), g_base_type)) {
+        PyErr_SetString(PyExc_TypeError, "expected a subclass of RateLimitResultBase");
+        return nullptr;
+    }
+    Py_INCREF(cls);
+    Py_XDECREF(reinterpret_cast<PyObject*>(g_public_type));
+    g_public_type = reinterpret_cast<PyTypeObject*>(cls);
+    Py_RETURN_NONE;
+}
+
+PyMethodDef module_methods[] = {
+    {"_set_result_class", set_public_type, METH_O,
+     "Registers the public RateLimitResult class that limiters instantiate."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace
+
+void register_result_type(PyObject* module) {
+    static PyType_Slot slots[] = {
+        {Py_tp_doc, const_cast<char*>("Outcome of one rate-limit decision (C fields).")},
+        {Py_tp_new, reinterpret_cast<void*>(result_new)},
+        {Py_tp_dealloc, reinterpret_cast<void*>(result_dealloc)},
+        {Py_tp_members, result_members},
+        {Py_tp_getset, result_getset},
+        {0, nullptr},
+    };
+    static PyType_Spec spec = {"ratelimiter._core.RateLimitResultBase",
+                               static_cast<int>(sizeof(ResultObject)), 0,
+                               Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, slots};
+    PyObject* type = PyType_FromSpec(&spec);
+    if (type == nullptr) throw std::runtime_error("cannot create RateLimitResultBase");
+    g_base_type = reinterpret_cast<PyTypeObject*>(type);
+    Py_INCREF(type);  // one reference kept by g_base_type, one given to the module
+    if (PyModule_AddObject(module, "RateLimitResultBase", type) < 0) {
+        throw std::runtime_error("cannot add RateLimitResultBase");
+    }
+    if (PyModule_AddFunctions(module, module_methods) < 0) {
+        throw std::runtime_error("cannot add _set_result_class");
+    }
+}
+
+PyObject* make_result(PyObject* key, std::int64_t limit, double window, const Decision& decision,
+                      AlgorithmId algorithm) {
+    PyTypeObject* type = g_public_type != nullptr ? g_public_type : g_base_type;
+    PyObject* obj = type->tp_alloc(type, 0);
+    if (obj == nullptr) return nullptr;
+    auto* self = reinterpret_cast<ResultObject*>(obj);
+    Py_INCREF(key);
+    self->key = key;
+    self->metadata = nullptr;
+    self->limit = limit;
+    self->window = window;
+    self->remaining = decision.remaining;
+    self->reset_after = decision.reset_after;
+    self->retry_after = decision.retry_after;
+    for (int i = 0; i < 6; ++i) self->meta[i] = decision.meta[static_cast<std::size_t>(i)];
+    self->allowed = static_cast<char>(decision.allowed);
+    self->insufficient_capacity = static_cast<char>(decision.insufficient_capacity);
+    self->algorithm = static_cast<unsigned char>(algorithm);
+    return obj;
+}
+
+}  // namespace ratelimiter::binding

@@ -1,0 +1,218 @@
+// Adaptive hybrid: a sliding-window guard and a token bucket whose burst shrinks while the
+// measured load is high. Three layers, checked in this order:
+//   load sensor  sliding-window counter of admitted cost over adaptive_window (per key), or
+//                a load supplied by the caller (Params::external_load, aggregate mode);
+//   guard        sliding-window counter over `window`, ceiling effective_burst;
+//   bucket       capacity effective_burst, refilling at limit/window (long-run average).
+// The arithmetic is specified in docs/ALGORITHMS.md ("Adaptive hybrid"); shape as
+// token_bucket.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "ratelimiter/algorithm/common.hpp"
+#include "ratelimiter/algorithm/window.hpp"
+
+namespace ratelimiter {
+
+struct Adaptive {
+    static constexpr AlgorithmId id = AlgorithmId::adaptive;
+    static constexpr const char* name = "adaptive";
+    static constexpr std::size_t kStateSize = 8;
+
+    // Values of meta[0].
+    static constexpr double kLayerSlidingWindow = 0.0;
+    static constexpr double kLayerTokenBucket = 1.0;
+
+    struct Spec {
+        std::int64_t limit = 0;
+        double window = 0.0;
+        double burst_multiplier = 2.0;
+        std::optional<double> adaptive_window;  // default 5·window
+        double high_load_threshold = 0.8;
+        double low_load_threshold = 0.4;
+        double penalty = 0.5;
+        std::optional<double> load_capacity;  // requests/s: aggregate mode (binding measures)
+    };
+    struct Params {
+        std::int64_t limit = 0;
+        double window = 0.0;
+        double burst_multiplier = 0.0;
+        double adaptive_window = 0.0;
+        double high = 0.0;
+        double low = 0.0;
+        double penalty = 0.0;
+        std::optional<double> load_capacity;
+        double rate = 0.0;       // limit / window
+        double max_burst = 0.0;  // effective_burst at zero load
+        // When not NaN, replaces the per-key load sensor (set per call in aggregate mode).
+        double external_load = std::numeric_limits<double>::quiet_NaN();
+    };
+    struct State {
+        WindowPair guard;  // {gk, gcurr, gprev} over window
+        double tokens = 0.0;
+        double last = 0.0;
+        WindowPair load;   // {lk, lcurr, lprev} over adaptive_window
+    };
+
+    static Params make_params(const Spec& spec) {
+        require_positive_count(spec.limit, "limit");
+        require_positive_finite(spec.window, "window");
+        require_positive_finite(spec.burst_multiplier, "burst_multiplier");
+        Params p;
+        p.limit = spec.limit;
+        p.window = spec.window;
+        p.burst_multiplier = spec.burst_multiplier;
+        p.adaptive_window = spec.adaptive_window.value_or(5.0 * spec.window);
+        require_positive_finite(p.adaptive_window, "adaptive_window");
+        require_unit_interval(spec.high_load_threshold, "high_load_threshold");
+        require_unit_interval(spec.low_load_threshold, "low_load_threshold");
+        if (spec.low_load_threshold > spec.high_load_threshold) {
+            throw ConfigError("low_load_threshold must be <= high_load_threshold, got " +
+                              std::to_string(spec.low_load_threshold) + " > " +
+                              std::to_string(spec.high_load_threshold));
+        }
+        p.high = spec.high_load_threshold;
+        p.low = spec.low_load_threshold;
+        if (!std::isfinite(spec.penalty) || spec.penalty < 0.0 || spec.penalty >= 1.0) {
+            throw ConfigError("penalty must be in [0, 1), got " + std::to_string(spec.penalty));
+        }
+        p.penalty = spec.penalty;
+        if (spec.load_capacity) require_positive_finite(*spec.load_capacity, "load_capacity");
+        p.load_capacity = spec.load_capacity;
+        const double limit = static_cast<double>(spec.limit);
+        p.rate = limit / spec.window;
+        require_positive_finite(p.rate, "limit / window");
+        if (!(limit * spec.burst_multiplier <= static_cast<double>(kMaxCount))) {
+            throw ConfigError("limit * burst_multiplier must be <= 2**52, got " +
+                              std::to_string(limit * spec.burst_multiplier));
+        }
+        p.max_burst = burst_for(p, 1.0);
+        return p;
+    }
+
+    // tokens = max_burst: the first refill clamps it to that step's effective_burst, so this
+    // equals the spec's "new key starts with effective_burst tokens".
+    static State fresh(double now, const Params& p) {
+        return State{WindowPair{aligned_window_index(now, p.window), 0.0, 0.0}, p.max_burst, now,
+                     WindowPair{aligned_window_index(now, p.adaptive_window), 0.0, 0.0}};
+    }
+
+    static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
+        return evaluate(s, now, cost, p, true);
+    }
+
+    static Decision peek(const State& s, double now, const Params& p) {
+        State copy = s;
+        return evaluate(copy, now, 1, p, false);
+    }
+
+    static double fresh_at(const State& s, const Params& p) {
+        return std::max({(s.guard.k + 2.0) * p.window, (s.load.k + 2.0) * p.adaptive_window,
+                         s.last + (p.max_burst - s.tokens) / p.rate});
+    }
+
+    static void encode(const State& s, std::vector<double>& out) {
+        out.assign({s.guard.k, s.guard.curr, s.guard.prev, s.tokens, s.last, s.load.k,
+                    s.load.curr, s.load.prev});
+    }
+    static bool decode(const double* data, std::size_t n, State& s) {
+        if (n != kStateSize) return false;
+        s = State{WindowPair{data[0], data[1], data[2]}, data[3], data[4],
+                  WindowPair{data[5], data[6], data[7]}};
+        return true;
+    }
+
+    // max(1, floor(limit·burst_multiplier·factor + EPS)).
+    static double burst_for(const Params& p, double factor) {
+        return std::max(1.0, std::floor(static_cast<double>(p.limit) * p.burst_multiplier *
+                                            factor + kEps));
+    }
+
+private:
+    static double factor_for(const Params& p, double load) {
+        if (load <= p.low) return 1.0;
+        if (load >= p.high) return 1.0 - p.penalty;
+        return 1.0 - p.penalty * (load - p.low) / (p.high - p.low);
+    }
+
+    static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
+                             bool consume) {
+        State next = s;
+        const double need = static_cast<double>(cost);
+
+        // 1-2. Load and the burst it allows.
+        next.load.roll(now, p.adaptive_window);
+        double load = p.external_load;
+        if (std::isnan(load)) {
+            const double admitted = next.load.weighted(now, p.adaptive_window);
+            load = (admitted / p.adaptive_window) / p.rate;
+        }
+        const double effective_burst = burst_for(p, factor_for(p, load));
+
+        // 3. Guard.
+        next.guard.roll(now, p.window);
+        double sw_count = next.guard.weighted(now, p.window);
+
+        // 4. Bucket.
+        const double elapsed = std::max(0.0, now - next.last);
+        next.tokens = std::min(effective_burst, next.tokens + elapsed * p.rate);
+        next.last = std::max(next.last, now);
+        // Every layer only relaxes while nothing is admitted (load falls, so the burst grows;
+        // the guard count falls; tokens grow), so the latest of the per-layer waits admits.
+        const double bucket_wait = std::max(0.0, (need - next.tokens) / p.rate);
+
+        Decision d;
+        d.meta[0] = kLayerSlidingWindow;
+        if (need > p.max_burst) {
+            d = insufficient_capacity(0, 0.0);
+        } else if (need > effective_burst) {
+            // Only a lower load can admit it: wait for the sensor to empty (burst = max_burst).
+            const double sensor_empty = (next.load.k + 2.0) * p.adaptive_window - now;
+            d.retry_after = std::max(
+                {sensor_empty, next.guard.wait_for(need, p.max_burst, now, p.window),
+                 bucket_wait});
+        } else if (sw_count + need > effective_burst + kEps) {
+            d.retry_after = std::max(next.guard.wait_for(need, effective_burst, now, p.window),
+                                     bucket_wait);
+        } else if (next.tokens + kEps < need) {
+            d.meta[0] = kLayerTokenBucket;
+            d.retry_after = bucket_wait;
+        } else {
+            // 5. Admitted.
+            d.allowed = true;
+            d.meta[0] = kLayerTokenBucket;
+            if (consume) {
+                next.guard.curr += need;
+                sw_count += need;
+                next.tokens = std::max(0.0, next.tokens - need);
+                next.load.curr += need;
+            }
+        }
+
+        // 6.
+        d.remaining = floor_count(std::min(next.tokens, effective_burst - sw_count));
+        double guard_reset = now;  // the guard's counts are gone at this instant
+        if (next.guard.curr > 0.0) {
+            guard_reset = (next.guard.k + 2.0) * p.window;
+        } else if (next.guard.prev > 0.0) {
+            guard_reset = (next.guard.k + 1.0) * p.window;
+        }
+        d.reset_after = std::max(
+            0.0, std::max(guard_reset, next.last + (effective_burst - next.tokens) / p.rate) - now);
+        d.meta[1] = next.tokens;
+        d.meta[2] = effective_burst;
+        d.meta[3] = p.rate;
+        d.meta[4] = sw_count;
+        d.meta[5] = load;
+        if (d.allowed && consume) s = next;
+        return d;
+    }
+};
+
+}  // namespace ratelimiter

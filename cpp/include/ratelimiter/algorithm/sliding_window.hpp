@@ -1,0 +1,148 @@
+// Sliding window log: exact count of units admitted in (now − window, now].
+// The arithmetic is specified in docs/ALGORITHMS.md ("Sliding window log"); shape as
+// token_bucket.hpp. The log merges entries with equal timestamps and never holds more than
+// `limit` units, so it has at most `limit` entries.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "ratelimiter/algorithm/common.hpp"
+
+namespace ratelimiter {
+
+struct SlidingWindow {
+    static constexpr AlgorithmId id = AlgorithmId::sliding_window;
+    static constexpr const char* name = "sliding_window";
+    static constexpr std::size_t kStateSize = 0;  // variable: [t1, n1, t2, n2, ...]
+
+    struct Spec {
+        std::int64_t limit = 0;
+        double window = 0.0;
+    };
+    struct Params {
+        std::int64_t limit = 0;
+        double window = 0.0;
+    };
+    struct Entry {
+        double t = 0.0;  // admission time
+        double n = 0.0;  // units admitted at t (an integer >= 1)
+    };
+    struct State {
+        std::deque<Entry> entries;  // oldest first, strictly increasing t
+        double total = 0.0;         // sum of n: kept so a step is O(expired entries)
+    };
+
+    static Params make_params(const Spec& spec) {
+        require_positive_count(spec.limit, "limit");
+        require_positive_finite(spec.window, "window");
+        return Params{spec.limit, spec.window};
+    }
+
+    static State fresh(double /*now*/, const Params& /*p*/) { return State{}; }
+
+    static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
+        const View v = view(s, now, p);
+        Decision d = decide(s, v, now, cost, p);
+        if (!d.allowed) return d;  // a rejection leaves the log untouched
+        for (std::size_t i = 0; i < v.expired; ++i) s.entries.pop_front();
+        const double need = static_cast<double>(cost);
+        if (!s.entries.empty() && s.entries.back().t == v.now) {
+            s.entries.back().n += need;
+        } else {
+            s.entries.push_back(Entry{v.now, need});
+        }
+        s.total = v.count + need;
+        d.meta[0] = s.total;
+        d.remaining = floor_count(static_cast<double>(p.limit) - s.total);
+        d.reset_after = s.entries.back().t + p.window - now;
+        return d;
+    }
+
+    static Decision peek(const State& s, double now, const Params& p) {
+        return decide(s, view(s, now, p), now, 1, p);
+    }
+
+    static double fresh_at(const State& s, const Params& p) {
+        return s.entries.empty() ? -kInf : s.entries.back().t + p.window;
+    }
+
+    static void encode(const State& s, std::vector<double>& out) {
+        out.clear();
+        out.reserve(2 * s.entries.size());
+        for (const Entry& e : s.entries) {
+            out.push_back(e.t);
+            out.push_back(e.n);
+        }
+    }
+    // Rejects anything a step could not have produced (odd length, unordered times,
+    // non-integer or non-positive counts), so corrupt rows cannot poison decisions.
+    static bool decode(const double* data, std::size_t n, State& s) {
+        if (n % 2 != 0) return false;
+        State out;
+        for (std::size_t i = 0; i < n; i += 2) {
+            const Entry e{data[i], data[i + 1]};
+            if (!std::isfinite(e.t) || !(e.n >= 1.0) || e.n != std::floor(e.n) ||
+                e.n > static_cast<double>(kMaxCount)) {
+                return false;
+            }
+            if (!out.entries.empty() && !(e.t > out.entries.back().t)) return false;
+            out.entries.push_back(e);
+            out.total += e.n;
+        }
+        s = std::move(out);
+        return true;
+    }
+
+private:
+    // The log as seen at `now`, without modifying it.
+    struct View {
+        double now;           // now, raised to the newest entry (the clock never goes back)
+        std::size_t expired;  // leading entries outside the window
+        double count;         // units inside the window
+    };
+
+    static View view(const State& s, double now, const Params& p) {
+        View v{now, 0, s.total};
+        if (!s.entries.empty()) v.now = std::max(now, s.entries.back().t);
+        // `t + window <= now` (not `t <= now - window`): the same sum as retry_after, so a
+        // caller waiting exactly retry_after sees that entry expired.
+        while (v.expired < s.entries.size() && s.entries[v.expired].t + p.window <= v.now) {
+            v.count -= s.entries[v.expired].n;
+            ++v.expired;
+        }
+        return v;
+    }
+
+    static Decision decide(const State& s, const View& v, double now, std::int64_t cost,
+                           const Params& p) {
+        const double limit = static_cast<double>(p.limit);
+        const double need = static_cast<double>(cost);
+        Decision d;
+        if (need > limit) {
+            d = insufficient_capacity(0, 0.0);
+        } else if (v.count + need <= limit) {
+            d.allowed = true;
+        } else {
+            // Oldest entries leave first; wait until enough units have left.
+            const double to_leave = v.count + need - limit;
+            double left = 0.0;
+            for (std::size_t i = v.expired; i < s.entries.size(); ++i) {
+                left += s.entries[i].n;
+                if (left >= to_leave) {
+                    d.retry_after = s.entries[i].t + p.window - now;
+                    break;
+                }
+            }
+        }
+        d.remaining = floor_count(limit - v.count);
+        d.reset_after = v.count > 0.0 ? s.entries.back().t + p.window - now : 0.0;
+        d.meta[0] = v.count;
+        return d;
+    }
+};
+
+}  // namespace ratelimiter

@@ -1,0 +1,81 @@
+"""smart-ratelimiter: production rate limiting with a C++ core.
+
+Seven algorithms behind one API, with state in process memory, a SQLite file or Redis::
+
+    from ratelimiter import MemoryBackend, TokenBucketRateLimiter
+
+    limiter = TokenBucketRateLimiter(MemoryBackend(), limit=100, window=60)
+    result = limiter.is_allowed("user:42")
+    if not result.allowed:
+        print("retry in", result.retry_after)
+"""
+
+from .algorithms import (
+    AdaptiveRateLimiter,
+    AsyncRateLimiter,
+    BaseAlgorithm,
+    FixedWindowRateLimiter,
+    GCRARateLimiter,
+    LeakyBucketRateLimiter,
+    RateLimitResult,
+    SlidingWindowCounterRateLimiter,
+    SlidingWindowRateLimiter,
+    TokenBucketRateLimiter,
+    async_rate_limit,
+)
+from .backends import BaseBackend, MemoryBackend
+from .config import ConfigProvider, DynamicConfig
+from .decorators import RateLimitContext, rate_limit
+from .exceptions import (
+    BackendConnectionError,
+    BackendError,
+    ConfigurationError,
+    RateLimitError,
+    RateLimitExceeded,
+)
+from .key_funcs import (
+    asgi_api_key_func,
+    asgi_composite_key_func,
+    asgi_ip_func,
+    wsgi_api_key_func,
+    wsgi_composite_key_func,
+    wsgi_ip_func,
+)
+from .metrics import InMemoryMetricsCollector, MetricsCollector, ObservableRateLimiter
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "AdaptiveRateLimiter",
+    "AsyncRateLimiter",
+    "BackendConnectionError",
+    "BackendError",
+    "BaseAlgorithm",
+    "BaseBackend",
+    "ConfigProvider",
+    "ConfigurationError",
+    "DynamicConfig",
+    "FixedWindowRateLimiter",
+    "GCRARateLimiter",
+    "InMemoryMetricsCollector",
+    "LeakyBucketRateLimiter",
+    "MemoryBackend",
+    "MetricsCollector",
+    "ObservableRateLimiter",
+    "RateLimitContext",
+    "RateLimitError",
+    "RateLimitExceeded",
+    "RateLimitResult",
+    "SlidingWindowCounterRateLimiter",
+    "SlidingWindowRateLimiter",
+    "TokenBucketRateLimiter",
+    "__version__",
+    "asgi_api_key_func",
+    "asgi_composite_key_func",
+    "asgi_ip_func",
+    "async_rate_limit",
+    "rate_limit",
+    "wsgi_api_key_func",
+    "wsgi_composite_key_func",
+    "wsgi_ip_func",
+]

@@ -1,0 +1,217 @@
+"""The limiter interface, the decision result, and the native-backed limiter base."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from typing import Any, Callable, ClassVar, Optional
+
+from .. import _core
+from ..backends.base import BaseBackend
+from ..config import ConfigProvider
+from ..exceptions import ConfigurationTypeError
+
+__all__ = ["BaseAlgorithm", "RateLimitResult"]
+
+_RESULT_FIELDS = ("allowed", "key", "limit", "remaining", "reset_after", "retry_after")
+
+
+def _whole_seconds(seconds: float) -> str:
+    """Seconds rounded up to an integer, as HTTP headers want them (RFC 9110)."""
+    return str(max(0, math.ceil(seconds - 1e-9)))
+
+
+class RateLimitResult(_core.RateLimitResultBase):
+    """The outcome of one decision.
+
+    Fields: ``allowed``, ``key`` (without prefix), ``limit``, ``remaining`` (>= 0),
+    ``reset_after`` (seconds until the quota is fully restored), ``retry_after`` (0 when
+    allowed; otherwise the exact wait after which the same request would be admitted if
+    nobody else consumed, ``inf`` when it never can be), ``metadata`` (algorithm-specific,
+    built when read). Immutable; compares and prints like a frozen dataclass.
+    """
+
+    __slots__ = ()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``X-RateLimit-Limit/Remaining/Reset`` and, when rejected, ``Retry-After``.
+
+        Reset and Retry-After are whole seconds rounded up. No ``Retry-After`` is sent when
+        waiting cannot help (cost above capacity).
+        """
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": _whole_seconds(self.reset_after),
+        }
+        if not self.allowed and math.isfinite(self.retry_after):
+            headers["Retry-After"] = _whole_seconds(self.retry_after)
+        return headers
+
+    @property
+    def ietf_headers(self) -> dict[str, str]:
+        """``RateLimit-Policy`` and ``RateLimit`` per the IETF httpapi ratelimit-headers draft.
+
+        ``RateLimit-Policy: "default";q=<limit>;w=<window>`` and
+        ``RateLimit: "default";r=<remaining>;t=<seconds to reset>``; plus ``Retry-After``
+        when rejected (finite waits only).
+        """
+        window = max(1, math.ceil(self.window)) if self.window > 0 else None
+        policy = f'"default";q={self.limit}' + (f";w={window}" if window else "")
+        headers = {
+            "RateLimit-Policy": policy,
+            "RateLimit": f'"default";r={self.remaining};t={_whole_seconds(self.reset_after)}',
+        }
+        if not self.allowed and math.isfinite(self.retry_after):
+            headers["Retry-After"] = _whole_seconds(self.retry_after)
+        return headers
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _RESULT_FIELDS) + (self.metadata,)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RateLimitResult):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in _RESULT_FIELDS))
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name}={value!r}" for name, value in
+                          zip(_RESULT_FIELDS + ("metadata",), self._fields()))
+        return f"RateLimitResult({parts})"
+
+    def __bool__(self) -> bool:
+        return bool(self.allowed)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {name: getattr(self, name) for name in _RESULT_FIELDS}
+        kwargs["metadata"] = self.metadata
+        return (_rebuild_result, (kwargs, self.window))
+
+
+def _rebuild_result(kwargs: dict[str, Any], window: float) -> RateLimitResult:
+    return RateLimitResult(**kwargs, window=window)
+
+
+_core._set_result_class(RateLimitResult)
+
+
+class BaseAlgorithm(ABC):
+    """What every limiter offers. Subclass it to write your own algorithm."""
+
+    backend: BaseBackend
+    key_prefix: str
+
+    @property
+    @abstractmethod
+    def limit(self) -> int:
+        """Requests admitted per window (the current value, with a config provider)."""
+
+    @property
+    @abstractmethod
+    def window(self) -> float:
+        """Window length in seconds (the current value, with a config provider)."""
+
+    @abstractmethod
+    def is_allowed(self, key: str, cost: int = 1) -> RateLimitResult:
+        """Decide one request of ``cost`` units for ``key``, consuming quota if admitted."""
+
+    @abstractmethod
+    def reset(self, key: str) -> None:
+        """Forget ``key``'s state: its next request starts with a full quota."""
+
+    def peek(self, key: str) -> RateLimitResult:
+        """Decide a cost-1 request for ``key`` without consuming anything."""
+        raise NotImplementedError(f"{type(self).__name__} does not support peek()")
+
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
+        """Decide one request per key, in order."""
+        return [self.is_allowed(key, cost) for key in keys]
+
+
+class NativeRateLimiter(BaseAlgorithm):
+    """A limiter whose decisions run in the C++ core, on any backend.
+
+    Built-in backends run each step atomically inside the store; a user's ``BaseBackend``
+    subclass gets the same step through its ``get``/``set`` (see ``BaseBackend``).
+    """
+
+    _native_class: ClassVar[Any]
+
+    def __init__(
+        self,
+        backend: BaseBackend,
+        limit: int,
+        window: float,
+        extras: dict[str, Any],
+        *,
+        key_prefix: str = "",
+        config_provider: Optional[ConfigProvider] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        if not isinstance(key_prefix, str):
+            raise ConfigurationTypeError(
+                f"key_prefix must be a str, got {type(key_prefix).__name__}"
+            )
+        if config_provider is not None and not isinstance(config_provider, ConfigProvider):
+            raise ConfigurationTypeError(
+                "config_provider must have get_limit() and get_window(), got "
+                f"{type(config_provider).__name__}"
+            )
+        self._impl = self._native_class(
+            backend, limit, window, extras, key_prefix, clock, config_provider
+        )
+        self.backend = backend
+        self.key_prefix = key_prefix
+        self.config_provider = config_provider
+        self.clock = clock
+        self._limit = limit
+        self._window = float(window)
+        # Hot path: bind the C++ methods straight onto the instance, so a call costs one
+        # Python-to-C++ crossing. Subclasses that override a method keep their override.
+        cls = type(self)
+        if cls.is_allowed is NativeRateLimiter.is_allowed:
+            self.is_allowed = self._impl.is_allowed  # type: ignore[method-assign]
+
+    @property
+    def limit(self) -> int:
+        if self.config_provider is not None:
+            return self.config_provider.get_limit()
+        return self._limit
+
+    @property
+    def window(self) -> float:
+        if self.config_provider is not None:
+            return self.config_provider.get_window()
+        return self._window
+
+    def is_allowed(self, key: str, cost: int = 1) -> RateLimitResult:
+        result: RateLimitResult = self._impl.is_allowed(key, cost)
+        return result
+
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
+        """Decide one request per key at one clock reading, in a single call into C++.
+
+        Every key is validated before any is decided.
+        """
+        if not isinstance(keys, (list, tuple)):
+            keys = list(keys)
+        results: list[RateLimitResult] = self._impl.is_allowed_many(keys, cost)
+        return results
+
+    def peek(self, key: str) -> RateLimitResult:
+        result: RateLimitResult = self._impl.peek(key)
+        return result
+
+    def reset(self, key: str) -> None:
+        self._impl.reset(key)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(backend={type(self.backend).__name__}(), "
+            f"limit={self.limit}, window={self.window}, key_prefix={self.key_prefix!r})"
+        )
