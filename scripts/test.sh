@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-package.sh dev
 
 echo "== C++ tests (Catch2 via ctest)"
-cmake -S . -B build/cpp -G Ninja -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release \
     -DRATELIMITER_BUILD_TESTS=ON -DRATELIMITER_BUILD_PYTHON=OFF >/dev/null
 cmake --build build/cpp -j2
 ctest --test-dir build/cpp --output-on-failure -j2

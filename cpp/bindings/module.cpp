@@ -8,6 +8,8 @@ PYBIND11_MODULE(_core, m) {
     ratelimiter::binding::register_exception_translators();
     ratelimiter::binding::register_result_type(m.ptr());
     ratelimiter::binding::register_memory_store(m);
+    ratelimiter::binding::register_sqlite_store(m);
+    ratelimiter::binding::register_redis_store(m);
     ratelimiter::binding::register_limiters(m);
     ratelimiter::binding::register_noop(m);
 }

@@ -6,6 +6,8 @@
 namespace ratelimiter::binding {
 
 void register_memory_store(pybind11::module_& m);
+void register_sqlite_store(pybind11::module_& m);
+void register_redis_store(pybind11::module_& m);
 void register_limiters(pybind11::module_& m);
 void register_noop(pybind11::module_& m);
 

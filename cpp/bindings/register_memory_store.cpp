@@ -7,6 +7,8 @@ namespace ratelimiter::binding {
 StoreRef store_from_backend(const py::object& backend) {
     const py::object native = py::getattr(backend, "_native", py::none());
     if (py::isinstance<MemoryStore>(native)) return native.cast<std::shared_ptr<MemoryStore>>();
+    if (py::isinstance<SqliteStore>(native)) return native.cast<std::shared_ptr<SqliteStore>>();
+    if (py::isinstance<RedisStore>(native)) return native.cast<std::shared_ptr<RedisStore>>();
     for (const char* method : {"get", "set", "delete"}) {
         if (!py::hasattr(backend, method)) {
             raise_configuration_type_error(
