@@ -1,0 +1,150 @@
+"""Memory-store throughput and footprint, as ratios against baselines measured in this run.
+
+Baselines:
+  * binding floor: a no-op pybind11 function taking the same (key, cost) arguments;
+  * plain Python: a dict-based token bucket in pure Python that returns a bool.
+Each algorithm's is_allowed is timed on one hot key and on 10,000 keys round-robin; then the
+batch call, then memory per key for 1,000,000 keys and the max_keys bound. Figures only:
+nothing here asserts a timing.
+
+    python bench/bench_core.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import time
+from collections.abc import Sequence
+from typing import Callable
+
+import ratelimiter
+from ratelimiter import MemoryBackend, _core
+
+LIMITERS = {
+    "fixed_window": ratelimiter.FixedWindowRateLimiter,
+    "sliding_window": ratelimiter.SlidingWindowRateLimiter,
+    "sliding_window_counter": ratelimiter.SlidingWindowCounterRateLimiter,
+    "token_bucket": ratelimiter.TokenBucketRateLimiter,
+    "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
+    "adaptive": ratelimiter.AdaptiveRateLimiter,
+    "gcra": ratelimiter.GCRARateLimiter,
+}
+
+
+class PlainPythonTokenBucket:
+    """The baseline: what a careful pure-Python token bucket costs (returns a bool)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.capacity = float(limit)
+        self.rate = limit / window
+        self.buckets: dict[str, list[float]] = {}
+
+    def is_allowed(self, key: str, cost: int = 1) -> bool:
+        now = time.time()
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = [self.capacity, now]
+        tokens = min(self.capacity, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= cost:
+            bucket[0] = tokens - cost
+            return True
+        bucket[0] = tokens
+        return False
+
+
+def per_call_seconds(call: Callable[[str], object], keys: Sequence[str], rounds: int) -> float:
+    """Best-of-`rounds` mean time of one call over `keys`."""
+    best = float("inf")
+    for _ in range(rounds):
+        gc.disable()
+        start = time.perf_counter()
+        for key in keys:
+            call(key)
+        elapsed = time.perf_counter() - start
+        gc.enable()
+        best = min(best, elapsed / len(keys))
+    return best
+
+
+def rss_bytes() -> int:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def throughput(quick: bool) -> None:
+    rounds = 3 if quick else 7
+    n = 100_000 if quick else 300_000
+    hot = ["user:hot"] * n
+    many = [f"user:{i}" for i in range(10_000)] * (n // 10_000)
+    # Huge limits keep every decision on the admitting path, like a typical healthy service.
+    limit, window = 10**12, 60.0
+
+    floor_hot = per_call_seconds(lambda k: _core._noop(k, 1), hot, rounds)
+    floor_many = per_call_seconds(lambda k: _core._noop(k, 1), many, rounds)
+    plain = PlainPythonTokenBucket(limit, window)
+    plain_hot = per_call_seconds(plain.is_allowed, hot, rounds)
+    plain_many = per_call_seconds(plain.is_allowed, many, rounds)
+
+    print(f"binding floor (no-op pybind11 call): {1e9 * floor_hot:7.1f} ns/call")
+    print(f"plain-Python dict token bucket:      {1e9 * plain_hot:7.1f} ns/call hot, "
+          f"{1e9 * plain_many:.1f} ns/call over 10,000 keys\n")
+    print(f"{'algorithm':<24}{'keys':>7}{'decisions/s':>13}{'ns/call':>9}"
+          f"{'x floor':>9}{'vs plain py':>13}")
+    for name, cls in LIMITERS.items():
+        for label, keys, floor, baseline in (
+            ("1", hot, floor_hot, plain_hot),
+            ("10,000", many, floor_many, plain_many),
+        ):
+            limiter = cls(MemoryBackend(), limit, window)
+            t = per_call_seconds(limiter.is_allowed, keys, rounds)
+            print(f"{name:<24}{label:>7}{1 / t:>13,.0f}{1e9 * t:>9.1f}"
+                  f"{t / floor:>9.2f}{baseline / t:>12.2f}x")
+
+    print("\nbatch: is_allowed_many(chunk of 1,000 keys), 10,000 keys round-robin")
+    chunks = [many[i:i + 1000] for i in range(0, len(many), 1000)]
+    for name in ("fixed_window", "token_bucket", "gcra"):
+        limiter = LIMITERS[name](MemoryBackend(), limit, window)
+        single = per_call_seconds(limiter.is_allowed, many, rounds)
+        batch = per_call_seconds(limiter.is_allowed_many, chunks, rounds) / 1000
+        print(f"{name:<24}{1 / batch:>13,.0f} decisions/s  {single / batch:5.2f}x the single call")
+
+
+def footprint(quick: bool) -> None:
+    n = 200_000 if quick else 1_000_000
+    keys = [f"k{i:07d}" for i in range(n)]  # built before measuring: their cost is the caller's
+    key_len = len(keys[0])
+    backend = MemoryBackend()
+    limiter = ratelimiter.TokenBucketRateLimiter(backend, 100, 60.0, clock=lambda: 1000.0)
+    gc.collect()
+    before = rss_bytes()
+    for key in keys:
+        limiter.is_allowed(key)
+    grown = rss_bytes() - before
+    print(f"\nmemory: {n:,} token-bucket keys of {key_len} bytes held: {len(backend):,}; "
+          f"RSS grew {grown / n:.1f} bytes/key ({grown / n - key_len:.1f} over the key length)")
+
+    bounded = MemoryBackend(max_keys=100_000)
+    limiter = ratelimiter.TokenBucketRateLimiter(bounded, 100, 60.0, clock=lambda: 1000.0)
+    peak = 0
+    for i, key in enumerate(keys):
+        limiter.is_allowed(key)
+        if i % 1000 == 0:
+            peak = max(peak, len(bounded))
+    peak = max(peak, len(bounded))
+    print(f"max_keys=100,000 after {n:,} distinct keys: holds {len(bounded):,} "
+          f"(peak sampled {peak:,}), evictions {bounded.evictions:,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="memory-store benchmark")
+    parser.add_argument("--quick", action="store_true", help="fewer calls, smaller footprint")
+    args = parser.parse_args()
+    throughput(args.quick)
+    footprint(args.quick)
+
+
+if __name__ == "__main__":
+    main()
