@@ -1,0 +1,105 @@
+"""Every algorithm runs on a user's own BaseBackend subclass, through get/set."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+import pytest
+from conftest import ALL_LIMITERS, FakeClock, make_exact
+
+from ratelimiter import BackendError, BaseBackend, MemoryBackend
+
+
+class DictBackend(BaseBackend):
+    """The smallest useful custom backend: a dict; records TTLs it was given."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.ttls: dict[str, Optional[float]] = {}
+
+    def get(self, key: str) -> Optional[Any]:
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        self.data[key] = value
+        self.ttls[key] = ttl
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        self.data[key] = self.data.get(key, 0) + amount
+        return int(self.data[key])
+
+    def expire(self, key: str, ttl: float) -> None:
+        self.ttls[key] = ttl
+
+    def zadd(self, key: str, score: float, member: str) -> None:
+        raise NotImplementedError
+
+    def zremrangebyscore(self, key: str, min_score: float, max_score: float) -> int:
+        raise NotImplementedError
+
+    def zcard(self, key: str) -> int:
+        raise NotImplementedError
+
+    def zrange_by_score(self, key: str, min_score: float,
+                        max_score: float) -> list[tuple[str, float]]:
+        raise NotImplementedError
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS)
+def test_same_decisions_as_memory_store(cls: type, clock: FakeClock) -> None:
+    import random
+
+    rng = random.Random(11)
+    custom = cls(DictBackend(), 5, 10.0, clock=clock)
+    memory = cls(MemoryBackend(), 5, 10.0, clock=clock)
+    for _ in range(1_000):
+        clock.advance(rng.choice([0.0, 0.0, 0.3, 1.0, 4.0]))
+        key, cost = rng.choice(["a", "b"]), rng.choice([1, 1, 2, 6])
+        assert custom.is_allowed(key, cost) == memory.is_allowed(key, cost)
+    assert custom.peek("a") == memory.peek("a")
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS)
+def test_state_stored_with_ttl_and_reset_deletes(cls: type, clock: FakeClock) -> None:
+    backend = DictBackend()
+    limiter = cls(backend, 5, 10.0, clock=clock, key_prefix="app:")
+    limiter.is_allowed("user")
+    (stored_key,) = backend.data
+    assert stored_key.endswith(":app:user")
+    assert all(isinstance(v, float) for v in backend.data[stored_key])
+    ttl = backend.ttls[stored_key]
+    assert ttl is not None and 1 <= ttl <= 2 * 5 * 10.0 + 10.0  # adaptive: sensor window
+    limiter.reset("user")
+    assert backend.data == {}
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS)
+def test_threads_on_custom_backend_admit_exactly_limit(cls: type) -> None:
+    limiter = make_exact(cls, DictBackend(), 50, 60.0, clock=lambda: 1_000.0)
+    counts = [0] * 4
+
+    def hammer(slot: int) -> None:
+        for _ in range(200):
+            counts[slot] += limiter.is_allowed("shared").allowed
+
+    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(counts) == 50
+
+
+def test_corrupt_state_is_a_backend_error(clock: FakeClock) -> None:
+    backend = DictBackend()
+    limiter = ALL_LIMITERS[3](backend, 5, 10.0, clock=clock)
+    backend.data["token_bucket:k"] = ["not", "numbers"]
+    with pytest.raises(BackendError, match="corrupt"):
+        limiter.is_allowed("k")
+    backend.data["token_bucket:k"] = [1.0]
+    with pytest.raises(BackendError, match="corrupt"):
+        limiter.is_allowed("k")
