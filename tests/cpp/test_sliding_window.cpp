@@ -1,0 +1,116 @@
+#include <deque>
+
+#include "algorithm_properties.hpp"
+
+using namespace rl_test;
+using ratelimiter::SlidingWindow;
+
+namespace {
+SlidingWindow::Params params(std::int64_t limit, double window) {
+    return SlidingWindow::make_params({limit, window});
+}
+}  // namespace
+
+TEST_CASE("sliding log: exact admitted sequence", "[sliding_window]") {
+    const auto p = params(3, 10.0);
+    auto s = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(s, 0.0, 1, p).allowed);
+    REQUIRE(SlidingWindow::step(s, 1.0, 1, p).allowed);
+    const auto third = SlidingWindow::step(s, 2.0, 1, p);
+    REQUIRE(third.allowed);
+    REQUIRE(third.remaining == 0);
+    REQUIRE(third.meta[0] == 3.0);
+    REQUIRE(third.reset_after == 10.0);  // newest entry (t=2) leaves at 12
+
+    const auto rejected = SlidingWindow::step(s, 3.0, 1, p);
+    REQUIRE_FALSE(rejected.allowed);
+    REQUIRE(rejected.retry_after == 7.0);  // the t=0 entry leaves at 10
+    const auto two = SlidingWindow::step(s, 3.0, 2, p);
+    REQUIRE(two.retry_after == 8.0);  // two units: the t=1 entry must leave too
+
+    REQUIRE_FALSE(SlidingWindow::step(s, 9.999, 1, p).allowed);
+    const auto at_ten = SlidingWindow::step(s, 10.0, 1, p);  // window is (0, 10]
+    REQUIRE(at_ten.allowed);
+    REQUIRE(at_ten.meta[0] == 3.0);
+    REQUIRE(encoded<SlidingWindow>(s) == std::vector<double>{1.0, 1.0, 2.0, 1.0, 10.0, 1.0});
+}
+
+TEST_CASE("sliding log: same-timestamp entries merge; state bounded by limit",
+          "[sliding_window]") {
+    const auto p = params(5, 1.0);
+    auto s = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(s, 0.5, 2, p).allowed);
+    REQUIRE(SlidingWindow::step(s, 0.5, 1, p).allowed);
+    REQUIRE(encoded<SlidingWindow>(s) == std::vector<double>{0.5, 3.0});
+    // Many requests at distinct instants: never more than `limit` entries.
+    for (int i = 0; i < 1000; ++i) {
+        SlidingWindow::step(s, 1.0 + i * 0.01, 1, p);
+        REQUIRE(s.entries.size() <= 5);
+    }
+}
+
+TEST_CASE("sliding log: clock going backwards counts as no time passing", "[sliding_window]") {
+    const auto p = params(2, 10.0);
+    auto s = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(s, 20.0, 1, p).allowed);
+    const auto back = SlidingWindow::step(s, 15.0, 1, p);  // recorded at 20, not 15
+    REQUIRE(back.allowed);
+    REQUIRE(encoded<SlidingWindow>(s) == std::vector<double>{20.0, 2.0});
+    const auto full = SlidingWindow::step(s, 15.0, 1, p);
+    REQUIRE_FALSE(full.allowed);
+    REQUIRE(full.retry_after == 15.0);  // 20 + 10 - 15
+}
+
+TEST_CASE("sliding log never admits more than limit in any window-length span",
+          "[sliding_window]") {
+    const std::int64_t limit = 7;
+    const double window = 2.0;
+    const auto p = params(limit, window);
+    std::mt19937 rng(7);
+    const auto trace = random_trace(rng, 5000, 50.0, 0.25, 3);
+    auto s = SlidingWindow::fresh(trace.front().now, p);
+    std::deque<Event> admitted;
+    std::int64_t in_span = 0;
+    int total = 0;
+    for (const Event& e : trace) {
+        if (!SlidingWindow::step(s, e.now, e.cost, p).allowed) continue;
+        ++total;
+        admitted.push_back(e);
+        in_span += e.cost;
+        // Units admitted in (e.now - window, e.now], recomputed independently of the log.
+        while (!(admitted.front().now > e.now - window)) {
+            in_span -= admitted.front().cost;
+            admitted.pop_front();
+        }
+        REQUIRE(in_span <= limit);
+    }
+    REQUIRE(total > 1000);
+}
+
+TEST_CASE("sliding log: decode rejects malformed states", "[sliding_window]") {
+    SlidingWindow::State s;
+    const std::vector<double> odd{1.0, 1.0, 2.0};
+    const std::vector<double> unordered{2.0, 1.0, 1.0, 1.0};
+    const std::vector<double> fractional{1.0, 0.5};
+    const std::vector<double> good{1.0, 2.0, 3.0, 1.0};
+    REQUIRE_FALSE(SlidingWindow::decode(odd.data(), odd.size(), s));
+    REQUIRE_FALSE(SlidingWindow::decode(unordered.data(), unordered.size(), s));
+    REQUIRE_FALSE(SlidingWindow::decode(fractional.data(), fractional.size(), s));
+    REQUIRE(SlidingWindow::decode(good.data(), good.size(), s));
+    REQUIRE(s.total == 3.0);
+}
+
+TEST_CASE("sliding log: invalid parameters throw ConfigError", "[sliding_window]") {
+    require_config_error([] { params(0, 1.0); }, "limit");
+    require_config_error([] { params(1, 0.0); }, "window");
+    require_config_error([] { params(1, std::nan("")); }, "window");
+}
+
+TEST_CASE("sliding log: properties on random traces", "[sliding_window][properties]") {
+    PropertyOptions o;
+    o.capacity = 6;
+    o.grid = 1.5;
+    check_all_properties<SlidingWindow>(params(6, 10.0), o);
+    o.grid = 0.03;
+    check_all_properties<SlidingWindow>(params(6, 0.1), o);
+}
