@@ -41,18 +41,27 @@ void raise_configuration_type_error(const std::string& message) {
     throw py::error_already_set();
 }
 
+bool translate_core_exception(const std::exception& e) {
+    if (dynamic_cast<const ConfigError*>(&e) != nullptr) {
+        PyErr_SetString(configuration_error(), e.what());
+    } else if (dynamic_cast<const BackendConnectionError*>(&e) != nullptr) {
+        static PyObject* cls = exception_class("BackendConnectionError");
+        PyErr_SetString(cls, e.what());
+    } else if (dynamic_cast<const BackendError*>(&e) != nullptr) {
+        static PyObject* cls = exception_class("BackendError");
+        PyErr_SetString(cls, e.what());
+    } else {
+        return false;
+    }
+    return true;
+}
+
 void register_exception_translators() {
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
-        } catch (const ConfigError& e) {
-            PyErr_SetString(configuration_error(), e.what());
-        } catch (const BackendConnectionError& e) {
-            static PyObject* cls = exception_class("BackendConnectionError");
-            PyErr_SetString(cls, e.what());
-        } catch (const BackendError& e) {
-            static PyObject* cls = exception_class("BackendError");
-            PyErr_SetString(cls, e.what());
+        } catch (const std::exception& e) {
+            if (!translate_core_exception(e)) throw;
         }
     });
 }

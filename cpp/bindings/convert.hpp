@@ -23,6 +23,9 @@ inline constexpr std::size_t kMaxKeyBytes = 1024;
 
 // Maps the core's C++ exceptions to ratelimiter.exceptions classes.
 void register_exception_translators();
+// Sets the Python error for a core exception (ConfigError, BackendError...); false if `e` is
+// not one of them.
+bool translate_core_exception(const std::exception& e);
 
 // A positive int (bool rejected) no larger than 2**52.
 std::int64_t to_count(py::handle value, const char* name);

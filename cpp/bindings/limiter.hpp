@@ -4,12 +4,14 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "aggregate_load.hpp"
 #include "convert.hpp"
+#include "fast_call.hpp"
 #include "result_object.hpp"
 #include "store_ref.hpp"
 
@@ -104,6 +106,9 @@ public:
 
     const std::string& key_prefix() const { return prefix_; }
 
+    // `is_allowed` as a direct CPython callable (see fast_call.hpp); `self` owns this limiter.
+    py::object fast_is_allowed(py::handle self) { return make_fast_is_allowed(this, self); }
+
 private:
     static py::object steal(PyObject* obj) {
         if (obj == nullptr) throw py::error_already_set();
@@ -142,9 +147,9 @@ private:
         return Algo::make_params(spec);
     }
 
-    Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
+    Decision run(const std::string& key, double now, std::int64_t cost, const Params& params,
                  Operation op) {
-        return std::visit(
+        Decision d = std::visit(
             [&](auto& store) -> Decision {
                 using Store = typename std::decay_t<decltype(store)>::element_type;
                 if constexpr (StoreTraits<Store>::kReleaseGil) {
@@ -155,6 +160,18 @@ private:
                 }
             },
             store_);
+        if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
+        return d;
+    }
+
+    // `now + retry_after` is rounded to a double; nudge it a few ulps later so that a caller
+    // waiting exactly retry_after lands at or after the instant the request is admitted
+    // (at epoch-scale times one ulp is ~2.4e-7 s; tolerances in the steps are 1e-9).
+    static double wait_until_representable(double now, double wait) {
+        if (!std::isfinite(wait)) return wait;
+        double at = now + wait;
+        for (int i = 0; i < 4; ++i) at = std::nextafter(at, kInf);
+        return std::max(wait, at - now);
     }
 
     template <class Store>

@@ -82,6 +82,8 @@ void bind_limiter(py::module_& m, const char* class_name) {
              py::arg("backend"), py::arg("limit"), py::arg("window"), py::arg("extras"),
              py::arg("key_prefix"), py::arg("clock"), py::arg("config_provider"))
         .def("is_allowed", &L::is_allowed, py::arg("key"), py::arg("cost") = 1)
+        .def("_fast_is_allowed",
+             [](py::object self) { return self.cast<L&>().fast_is_allowed(self); })
         .def("peek", &L::peek, py::arg("key"))
         .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1)
         .def("reset", &L::reset, py::arg("key"))

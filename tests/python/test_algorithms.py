@@ -218,3 +218,23 @@ def test_metadata_keys_per_algorithm(clock: FakeClock) -> None:
     }
     for cls, keys in expected.items():
         assert set(cls(MemoryBackend(), 5, 1.0, clock=clock).is_allowed("k").metadata) == keys
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS)
+def test_waiting_retry_after_admits_at_epoch_scale_times(cls: type) -> None:
+    """At real time.time() magnitudes one ulp is ~2.4e-7 s; retry_after still suffices."""
+    import random
+
+    rng = random.Random(3)
+    clock = FakeClock(1_763_900_000.123)
+    limiter = make_exact(cls, MemoryBackend(), 7, 0.7, clock=clock)
+    checked = 0
+    for _ in range(3_000):
+        clock.advance(rng.choice([0.0, 0.0, 0.01, 0.05, 0.2]))
+        cost = rng.choice([1, 1, 2, 3])
+        result = limiter.is_allowed("k", cost)
+        if not result.allowed and result.retry_after < 10:
+            clock.advance(result.retry_after)
+            assert limiter.is_allowed("k", cost).allowed
+            checked += 1
+    assert checked > 100

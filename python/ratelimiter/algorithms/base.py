@@ -171,11 +171,10 @@ class NativeRateLimiter(BaseAlgorithm):
         self.clock = clock
         self._limit = limit
         self._window = float(window)
-        # Hot path: bind the C++ methods straight onto the instance, so a call costs one
-        # Python-to-C++ crossing. Subclasses that override a method keep their override.
-        cls = type(self)
-        if cls.is_allowed is NativeRateLimiter.is_allowed:
-            self.is_allowed = self._impl.is_allowed  # type: ignore[method-assign]
+        # Hot path: bind a direct C++ entry point onto the instance, so a call costs one
+        # Python-to-C++ crossing. Subclasses that override is_allowed keep their override.
+        if type(self).is_allowed is NativeRateLimiter.is_allowed:
+            self.is_allowed = self._impl._fast_is_allowed()  # type: ignore[method-assign]
 
     @property
     def limit(self) -> int:

@@ -41,6 +41,10 @@ public:
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op);
+    // The same, for a key already held in a std::string (skips copying it for the lookup).
+    template <class Algo>
+    Decision apply(const std::string& key, double now, std::int64_t cost,
+                   const typename Algo::Params& params, Operation op);
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -110,10 +114,15 @@ inline std::string& scratch_key(std::string_view key) {
 template <class Algo>
 Decision MemoryStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op) {
-    Shard& shard = shard_for(key);
+    return apply<Algo>(scratch_key(key), now, cost, params, op);
+}
+
+template <class Algo>
+Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t cost,
+                            const typename Algo::Params& params, Operation op) {
+    Shard& shard = shard_for(lookup);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
-    const std::string& lookup = scratch_key(key);
     auto it = table.find(lookup);
     if (op == Operation::peek) {
         const auto state = it == table.end() ? Algo::fresh(now, params) : it->second.state;
