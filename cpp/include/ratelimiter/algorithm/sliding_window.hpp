@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <deque>
 #include <vector>
 
 #include "ratelimiter/algorithm/common.hpp"
@@ -31,8 +30,34 @@ struct SlidingWindow {
         double t = 0.0;  // admission time
         double n = 0.0;  // units admitted at t (an integer >= 1)
     };
+    // Oldest-first entries in one vector with a moving head: pop_front is O(1) amortised and
+    // an idle key costs 32 bytes plus its entries (a std::deque allocates ~600 bytes up front).
+    class Log {
+    public:
+        std::size_t size() const { return items_.size() - head_; }
+        bool empty() const { return size() == 0; }
+        const Entry& operator[](std::size_t i) const { return items_[head_ + i]; }
+        Entry& back() { return items_.back(); }
+        const Entry& back() const { return items_.back(); }
+        void push_back(const Entry& e) { items_.push_back(e); }
+        void pop_front() {
+            if (++head_ == items_.size()) {
+                items_.clear();
+                head_ = 0;
+            } else if (head_ >= 16 && head_ * 2 >= items_.size()) {
+                items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+                head_ = 0;
+            }
+        }
+        auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+        auto end() const { return items_.end(); }
+
+    private:
+        std::vector<Entry> items_;
+        std::size_t head_ = 0;
+    };
     struct State {
-        std::deque<Entry> entries;  // oldest first, strictly increasing t
+        Log entries;                // oldest first, strictly increasing t
         double total = 0.0;         // sum of n: kept so a step is O(expired entries)
     };
 

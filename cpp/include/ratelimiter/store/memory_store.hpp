@@ -45,6 +45,12 @@ public:
     template <class Algo>
     Decision apply(const std::string& key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op);
+    // String literals would match both overloads above.
+    template <class Algo>
+    Decision apply(const char* key, double now, std::int64_t cost,
+                   const typename Algo::Params& params, Operation op) {
+        return apply<Algo>(std::string_view(key), now, cost, params, op);
+    }
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
