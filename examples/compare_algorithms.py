@@ -128,7 +128,10 @@ def main() -> None:
     limit, window = args.limit, args.window
 
     print(f"limit {limit} per {window:g} s window, memory store, simulated clock\n")
-    header = f"{'algorithm':<16} {'admitted':>8} {'rejected':>8} {'peak/window':>11} {'mean retry_after':>16}"
+    header = (
+        f"{'algorithm':<16} {'admitted':>8} {'rejected':>8} {'peak/window':>11} "
+        f"{'mean retry_after':>16}"
+    )
     for pattern_name, pattern in PATTERNS.items():
         total = sum(1 for _ in pattern(limit, window))
         print(f"== {pattern_name} ({total} requests)")
