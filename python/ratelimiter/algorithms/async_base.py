@@ -23,7 +23,7 @@ import asyncio
 import functools
 import inspect
 from concurrent.futures import Executor
-from typing import Any, Callable, TypeVar, Union, cast
+from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from .._protocols import SyncLimiter
 from ..backends.memory import MemoryBackend
@@ -48,7 +48,7 @@ def _dispatch_mode(limiter: object) -> int:
     return _EXECUTOR
 
 
-async def _in_executor(executor: Executor | None, func: Callable[[], T]) -> T:
+async def _in_executor(executor: Optional[Executor], func: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(executor, func)
 
 
@@ -62,7 +62,7 @@ async def _native(limiter: object, name: str, *args: Any) -> Any:
 
 
 async def _decide(
-    limiter: SyncLimiter, mode: int, executor: Executor | None, key: str, cost: int
+    limiter: SyncLimiter, mode: int, executor: Optional[Executor], key: str, cost: int
 ) -> RateLimitResult:
     if mode == _DIRECT:
         return limiter.is_allowed(key, cost)
@@ -76,14 +76,16 @@ class AsyncRateLimiter:
 
     Args:
         limiter: A limiter (any of the seven, an ``ObservableRateLimiter``, or an object with
-            ``is_allowed``/``reset``/``limit``/``window``).
+            ``is_allowed``/``reset``/``limit``/``window``); an ``AsyncRateLimiter`` is unwrapped.
         executor: Where blocking backends run (``concurrent.futures.Executor``); ``None``
             uses the running loop's default executor.
 
     Thread-safety: as safe as the wrapped limiter (all built-in ones are).
     """
 
-    def __init__(self, limiter: SyncLimiter, executor: Executor | None = None) -> None:
+    def __init__(
+        self, limiter: Union[SyncLimiter, AsyncRateLimiter], executor: Optional[Executor] = None
+    ) -> None:
         if isinstance(limiter, AsyncRateLimiter):
             limiter = limiter.limiter
         if not callable(getattr(limiter, "is_allowed", None)):
@@ -98,7 +100,7 @@ class AsyncRateLimiter:
         return self._limiter
 
     @property
-    def executor(self) -> Executor | None:
+    def executor(self) -> Optional[Executor]:
         """The executor used for blocking backends (``None``: the loop's default)."""
         return self._executor
 
@@ -149,7 +151,7 @@ AnyLimiter = Union[SyncLimiter, AsyncRateLimiter]
 
 
 async def _is_allowed_any(
-    limiter: AnyLimiter, key: str, cost: int, executor: Executor | None = None
+    limiter: AnyLimiter, key: str, cost: int, executor: Optional[Executor] = None
 ) -> RateLimitResult:
     """Decide with any limiter from a coroutine, choosing the call path on each call."""
     if isinstance(limiter, AsyncRateLimiter):
@@ -171,8 +173,8 @@ def _default_key(func: Callable[..., Any]) -> str:
 
 
 def _resolve_key(
-    key: str | None,
-    key_func: Callable[..., str] | None,
+    key: Optional[str],
+    key_func: Optional[Callable[..., str]],
     default: str,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -191,8 +193,8 @@ def _exceeded(key: str, result: RateLimitResult, window: float) -> RateLimitExce
 
 def async_rate_limit(
     limiter: AnyLimiter,
-    key: str | None = None,
-    key_func: Callable[..., str] | None = None,
+    key: Optional[str] = None,
+    key_func: Optional[Callable[..., str]] = None,
     cost: int = 1,
     raise_on_limit: bool = True,
 ) -> Callable[[F], F]:

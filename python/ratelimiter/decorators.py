@@ -1,0 +1,170 @@
+"""Decorator and context manager: the highest-level way to rate-limit Python code.
+
+::
+
+    from ratelimiter import MemoryBackend, TokenBucketRateLimiter, rate_limit
+
+    limiter = TokenBucketRateLimiter(MemoryBackend(), limit=10, window=1)
+
+    @rate_limit(limiter, key_func=lambda user_id, **_: f"user:{user_id}")
+    def fetch(user_id: str) -> dict: ...
+
+    @rate_limit(limiter)                      # async def works too: checked when awaited
+    async def fetch_async() -> dict: ...
+
+    with RateLimitContext(limiter, "user:42") as ctx:   # or: async with
+        print(ctx.result.remaining)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from types import TracebackType
+from typing import Any, Callable, Optional, TypeVar, cast
+
+from ._protocols import SyncLimiter
+from .algorithms.async_base import (
+    AnyLimiter,
+    AsyncRateLimiter,
+    _as_async,
+    _default_key,
+    _exceeded,
+    _resolve_key,
+)
+from .algorithms.base import RateLimitResult
+
+__all__ = ["RateLimitContext", "rate_limit"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _sync_limiter(limiter: AnyLimiter) -> SyncLimiter:
+    """The synchronous limiter behind ``limiter`` (unwrapping an AsyncRateLimiter)."""
+    return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
+
+
+def rate_limit(
+    limiter: AnyLimiter,
+    key: Optional[str] = None,
+    key_func: Optional[Callable[..., str]] = None,
+    cost: int = 1,
+    raise_on_limit: bool = True,
+) -> Callable[[F], F]:
+    """Rate-limit every call of the decorated function.
+
+    Works on plain functions and on ``async def`` functions (the check then happens when
+    the call is awaited, without blocking the event loop on I/O; see
+    :class:`~ratelimiter.algorithms.async_base.AsyncRateLimiter`).
+
+    Args:
+        limiter: Any limiter (or an ``AsyncRateLimiter``).
+        key: Static key for all callers; default the function's ``__qualname__``.
+        key_func: Called with the function's ``(*args, **kwargs)``; returns the key.
+        cost: Units consumed per call.
+        raise_on_limit: ``True`` (default): a rejected call raises
+            :class:`~ratelimiter.exceptions.RateLimitExceeded` (with ``key``, ``limit``,
+            ``window``, ``retry_after`` and ``result``). ``False``: the function is not
+            called and the call returns ``None`` (an awaitable of ``None`` for coroutines).
+
+    The wrapper exposes the limiter as ``wrapper.limiter``.
+
+    Raises:
+        ValueError: if both ``key`` and ``key_func`` are given.
+    """
+    if key is not None and key_func is not None:
+        raise ValueError("Specify at most one of 'key' or 'key_func'.")
+
+    def decorator(func: F) -> F:
+        default_key = _default_key(func)
+        if inspect.iscoroutinefunction(func):
+            checker = _as_async(limiter)
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                effective_key = _resolve_key(key, key_func, default_key, args, kwargs)
+                result = await checker.is_allowed(effective_key, cost)
+                if not result.allowed:
+                    if raise_on_limit:
+                        raise _exceeded(effective_key, result, checker.window)
+                    return None
+                return await func(*args, **kwargs)
+
+            async_wrapper.limiter = limiter  # type: ignore[attr-defined]
+            return cast(F, async_wrapper)
+
+        sync = _sync_limiter(limiter)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            effective_key = _resolve_key(key, key_func, default_key, args, kwargs)
+            result = sync.is_allowed(effective_key, cost)
+            if not result.allowed:
+                if raise_on_limit:
+                    raise _exceeded(effective_key, result, sync.window)
+                return None
+            return func(*args, **kwargs)
+
+        wrapper.limiter = limiter  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorator
+
+
+class RateLimitContext:
+    """Check a limit on entry to a ``with`` (or ``async with``) block.
+
+    The decision is made on ``__enter__``/``__aenter__``; it is available as ``.result``.
+    A rejection raises :class:`~ratelimiter.exceptions.RateLimitExceeded` before the body
+    runs. Leaving the block does not give the quota back.
+
+    Args:
+        limiter: Any limiter (or an ``AsyncRateLimiter``).
+        key: The key to charge.
+        cost: Units consumed.
+
+    ::
+
+        with RateLimitContext(limiter, key="user:42") as ctx:
+            do_work()
+
+        async with RateLimitContext(limiter, key="user:42"):
+            await do_work()
+    """
+
+    def __init__(self, limiter: AnyLimiter, key: str, cost: int = 1) -> None:
+        self.limiter = limiter
+        self.key = key
+        self.cost = cost
+        self.result: Optional[RateLimitResult] = None
+
+    def _check(self, result: RateLimitResult, window: float) -> None:
+        self.result = result
+        if not result.allowed:
+            raise _exceeded(self.key, result, window)
+
+    def __enter__(self) -> RateLimitContext:
+        sync = _sync_limiter(self.limiter)
+        self._check(sync.is_allowed(self.key, self.cost), sync.window)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        return None
+
+    async def __aenter__(self) -> RateLimitContext:
+        checker = _as_async(self.limiter)
+        self._check(await checker.is_allowed(self.key, self.cost), checker.window)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        return None
