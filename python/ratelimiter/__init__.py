@@ -23,7 +23,7 @@ from .algorithms import (
     TokenBucketRateLimiter,
     async_rate_limit,
 )
-from .backends import BaseBackend, MemoryBackend
+from .backends import BaseBackend, MemoryBackend, SQLiteBackend
 from .config import ConfigProvider, DynamicConfig
 from .decorators import RateLimitContext, rate_limit
 from .exceptions import (
@@ -66,6 +66,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitExceeded",
     "RateLimitResult",
+    "SQLiteBackend",
     "SlidingWindowCounterRateLimiter",
     "SlidingWindowRateLimiter",
     "TokenBucketRateLimiter",

@@ -2,5 +2,6 @@
 
 from .base import BaseBackend
 from .memory import MemoryBackend
+from .sqlite_backend import SQLiteBackend
 
-__all__ = ["BaseBackend", "MemoryBackend"]
+__all__ = ["BaseBackend", "MemoryBackend", "SQLiteBackend"]

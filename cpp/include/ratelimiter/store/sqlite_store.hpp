@@ -1,8 +1,44 @@
-// SqliteStore: PLACEHOLDER wired into the bindings; to be implemented (issue 3).
+// SQLite store: limiter state in a SQLite database file shared by threads and processes.
+//
+// Each decision is one `BEGIN IMMEDIATE` transaction: read the key's state row, run the
+// algorithm's step, write the row back only if the step changed it, COMMIT. The write lock
+// taken by BEGIN IMMEDIATE makes the read-step-write atomic across every process on the host.
+//
+// Concurrency: one connection per store, used under an in-process mutex. SQLite admits one
+// writer per database at a time, so several connections in one process would only contend
+// for the same lock through SQLite's sleep-and-retry busy handler; a mutex hands the
+// connection over without sleeping (measured in bench/bench_sqlite.py). Other processes
+// contend through the busy handler (busy_timeout). Waiting for the mutex is bounded by
+// busy_timeout too, so no call can hang: a lock held too long gives BackendError.
+// ":memory:" is one private database reached through that one connection, so it works from
+// every thread. After fork() a child reopens the file (an inherited connection must not be
+// used; it is abandoned, never closed, so the parent's locks stay intact).
+//
+// Tables: rl_state(algo, key, state, expires_at) holds limiter state (state = the
+// algorithm's encoded doubles, host byte order); rl_keys/rl_zset hold the BaseBackend
+// primitives (string values are opaque TEXT, JSON written by the Python side).
+// Pruning: every kPruneEvery writes, in the same transaction, a sweep visits the next
+// kPruneBatch rows of rl_state in primary-key order (wrapping at the end) and deletes the
+// expired ones; primitive keys are pruned up to kPruneBatch at a time through their expiry
+// index. Each row is thus visited every kPruneEvery/kPruneBatch * rows writes, so a file used
+// by rotating keys stays within ~1.15x the rows active within their windows.
+//
+// Time: limiter state expires by the limiter's clock (`now` passed in); primitives take
+// `now` from the caller as well (Python passes time.time()).
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
@@ -10,16 +46,147 @@
 
 namespace ratelimiter {
 
+// A primitive was used on a key holding the other kind of value (e.g. zadd on a string).
+class WrongTypeError : public BackendError {
+public:
+    using BackendError::BackendError;
+};
+
+class SqliteConnection;  // sqlite_store.cpp: the handle and its prepared statements
+
 class SqliteStore {
 public:
+    enum class Synchronous { off, normal, full, extra };
+
+    struct Options {
+        bool wal_mode = true;
+        std::chrono::milliseconds busy_timeout{5000};
+        Synchronous synchronous = Synchronous::normal;
+    };
+
+    // Writes between two pruning passes, and the rows one pass visits (so deletes at most).
+    static constexpr std::uint64_t kPruneEvery = 64;
+    static constexpr int kPruneBatch = 500;
+
+    // Opens (creating if needed) the database and its tables. Throws BackendError with the
+    // path and a hint when the file or its directory is not writable,
+    // BackendConnectionError when it cannot be opened at all.
+    explicit SqliteStore(std::string path, Options options);
+    SqliteStore(const SqliteStore&) = delete;
+    SqliteStore& operator=(const SqliteStore&) = delete;
+    ~SqliteStore();
+
+    // Runs one step of Algo on `key` in one BEGIN IMMEDIATE transaction.
     template <class Algo>
-    Decision apply(std::string_view, double, std::int64_t, const typename Algo::Params&, Operation) {
-        throw BackendError("SqliteStore is not implemented yet");
-    }
+    Decision apply(std::string_view key, double now, std::int64_t cost,
+                   const typename Algo::Params& params, Operation op);
+
+    // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
-    bool erase(std::string_view) {
-        throw BackendError("SqliteStore is not implemented yet");
+    bool erase(std::string_view key) {
+        return erase_state(static_cast<int>(Algo::id), key);
     }
+
+    // Encoded state of `key` for Algo (empty if absent). For tests and debugging.
+    template <class Algo>
+    std::vector<double> snapshot(std::string_view key) {
+        return read_state(static_cast<int>(Algo::id), key);
+    }
+
+    // Limiter-state rows, expired or not (a count over the table).
+    std::size_t size();
+    // Deletes every limiter-state row and primitive key expired at `now`, in batches of
+    // kPruneBatch (one transaction each, so other processes are never blocked long).
+    std::size_t purge_expired(double now);
+    // Whether the database answers a trivial query.
+    bool ping();
+    // Closes the connection; later calls throw BackendError. Idempotent.
+    void close();
+    const std::string& path() const { return path_; }
+
+    // BaseBackend primitives. Expired keys read as absent. `ttl` <= 0 expires at once.
+    std::optional<std::string> get(std::string_view key, double now);
+    void set(std::string_view key, std::string_view value, std::optional<double> ttl,
+             double now);
+    bool del(std::string_view key);
+    std::int64_t incr(std::string_view key, std::int64_t amount, double now);
+    bool expire(std::string_view key, double ttl, double now);
+    void zadd(std::string_view key, double score, std::string_view member, double now);
+    std::int64_t zremrangebyscore(std::string_view key, double min, double max, double now);
+    std::int64_t zcard(std::string_view key, double now);
+    std::vector<std::pair<std::string, double>> zrange_by_score(std::string_view key,
+                                                                double min, double max,
+                                                                double now);
+
+    // What one algorithm step needs from run_step, without run_step knowing the algorithm:
+    // given the stored row (`present` false when absent), decide; when the state changed,
+    // fill `encoded` and `fresh_at` and set `write`. A non-owning callable reference, so the
+    // transaction code lives in the .cpp once rather than in a template per algorithm.
+    struct StepOutcome {
+        std::vector<double> encoded;
+        double fresh_at = 0.0;
+        bool write = false;
+    };
+    class StepFn {
+    public:
+        template <class F>
+        explicit StepFn(F& f)
+            : object_(&f),
+              call_([](void* o, bool present, const double* data, std::size_t n,
+                       StepOutcome& out) { return (*static_cast<F*>(o))(present, data, n, out); }) {}
+        Decision operator()(bool present, const double* data, std::size_t n,
+                            StepOutcome& out) const {
+            return call_(object_, present, data, n, out);
+        }
+
+    private:
+        void* object_;
+        Decision (*call_)(void*, bool, const double*, std::size_t, StepOutcome&);
+    };
+
+private:
+    class Lease;  // the connection, held under the mutex (bounded wait), reopened after fork
+
+    Decision run_step(int algo, std::string_view key, double now, bool read_only,
+                      const StepFn& step);
+    // One pruning pass over rl_state / rl_keys (a write transaction must be open); returns
+    // the rows deleted. prune_state sets `wrapped` when its sweep reached the table's end.
+    std::size_t prune_state(SqliteConnection& c, double now, bool& wrapped);
+    static std::size_t prune_keys(SqliteConnection& c, double now);
+    bool erase_state(int algo, std::string_view key);
+    std::vector<double> read_state(int algo, std::string_view key);
+    [[noreturn]] static void throw_corrupt(std::string_view algo_name, std::string_view key);
+
+    std::string path_;
+    Options options_;
+    bool in_memory_;
+    std::timed_mutex mutex_;  // guards everything below
+    std::unique_ptr<SqliteConnection> connection_;
+    pid_t owner_pid_;            // process that opened connection_
+    bool closed_ = false;
+    std::uint64_t writes_ = 0;   // limiter-state writes, for pruning
+    std::uint64_t key_writes_ = 0;  // primitive writes, for pruning
+    std::int64_t sweep_algo_ = -1;  // the pruning sweep's position: (algo, key) last visited
+    std::string sweep_key_;
 };
+
+template <class Algo>
+Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
+                            const typename Algo::Params& params, Operation op) {
+    auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
+        typename Algo::State state = Algo::fresh(now, params);
+        if (present && !Algo::decode(data, n, state)) throw_corrupt(Algo::name, key);
+        if (op == Operation::peek) return Algo::peek(state, now, params);
+        const Decision d = Algo::step(state, now, cost, params);
+        // A rejection leaves the state unchanged: nothing to write.
+        if (d.allowed) {
+            Algo::encode(state, out.encoded);
+            out.fresh_at = Algo::fresh_at(state, params);
+            out.write = true;
+        }
+        return d;
+    };
+    return run_step(static_cast<int>(Algo::id), key, now, op == Operation::peek, StepFn(step));
+}
 
 }  // namespace ratelimiter
