@@ -1,11 +1,252 @@
-// `_core.RedisStore`: the native state of ratelimiter.RedisBackend. PLACEHOLDER (issue 3).
+// `_core.RedisStore`: the native state of ratelimiter.RedisBackend, and `_core.lua_scripts()`.
+// Two transports: hiredis connections (a plain redis.Redis client or a URL), or a Python
+// object that runs the same scripts through a user's own client (SSL, Sentinel, fakeredis,
+// custom connection classes). Either way decisions go through RedisStore, so the limiter
+// binding needs nothing Redis-specific.
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstdio>
+
 #include "modules.hpp"
+#include "ratelimiter/lua_scripts.hpp"
 #include "store_ref.hpp"
 
 namespace ratelimiter::binding {
+namespace {
+
+PyObject* exceptions_attr(const char* name) {
+    return py::object(py::module_::import("ratelimiter.exceptions").attr(name)).release().ptr();
+}
+
+// Python str/bytes/int/float → the bytes Redis receives.
+std::string to_redis_arg(py::handle value) {
+    PyObject* obj = value.ptr();
+    if (PyBytes_Check(obj)) return value.cast<std::string>();
+    if (PyUnicode_Check(obj)) return value.cast<std::string>();
+    if (PyBool_Check(obj)) throw py::type_error("redis arguments must be str, bytes, int or float");
+    if (PyLong_Check(obj)) return py::str(value).cast<std::string>();
+    if (PyFloat_Check(obj)) {
+        char buffer[32];
+        const int n = std::snprintf(buffer, sizeof buffer, "%.17g", value.cast<double>());
+        return std::string(buffer, static_cast<std::size_t>(n));
+    }
+    throw py::type_error("redis arguments must be str, bytes, int or float, got " +
+                         type_name(value));
+}
+
+py::object to_python(const RedisValue& v) {
+    switch (v.type) {
+        case RedisValue::Type::integer: return py::int_(v.integer);
+        case RedisValue::Type::string: return py::bytes(v.str);
+        case RedisValue::Type::status:
+        case RedisValue::Type::error: return py::str(v.str);
+        case RedisValue::Type::array: {
+            py::list out;
+            for (const auto& e : v.elements) out.append(to_python(e));
+            return std::move(out);
+        }
+        case RedisValue::Type::nil: break;
+    }
+    return py::none();
+}
+
+RedisValue from_python(py::handle obj) {
+    RedisValue v;
+    if (obj.is_none()) return v;
+    if (PyBool_Check(obj.ptr())) {
+        v.type = RedisValue::Type::status;
+        v.str = obj.ptr() == Py_True ? "OK" : "ERR";
+    } else if (PyLong_Check(obj.ptr())) {
+        v.type = RedisValue::Type::integer;
+        v.integer = obj.cast<std::int64_t>();
+    } else if (PyBytes_Check(obj.ptr()) || PyUnicode_Check(obj.ptr())) {
+        v.type = RedisValue::Type::string;
+        v.str = obj.cast<std::string>();
+    } else if (py::isinstance<py::sequence>(obj)) {
+        v.type = RedisValue::Type::array;
+        for (py::handle e : py::reinterpret_borrow<py::sequence>(obj)) {
+            v.elements.push_back(from_python(e));
+        }
+    } else {
+        v.type = RedisValue::Type::string;
+        v.str = py::str(obj).cast<std::string>();
+    }
+    return v;
+}
+
+// Runs scripts through a Python object with methods eval(name, key, args) (EVALSHA of
+// lua_scripts()[name], NOSCRIPT handled),
+// delete(key) and command(*argv) (ratelimiter.backends.redis_backend._ClientOps). Called
+// without the GIL (the limiter released it); takes it for the Python call.
+class PyClientTransport final : public RedisTransport {
+public:
+    explicit PyClientTransport(py::object ops) : ops_(std::move(ops)) {}
+    ~PyClientTransport() override {
+        py::gil_scoped_acquire gil;
+        ops_ = py::object();
+    }
+
+    std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
+                                  const std::vector<std::string>& args) override {
+        const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+        py::gil_scoped_acquire gil;
+        return guarded([&] {
+            py::list py_args;
+            for (const auto& a : args) py_args.append(py::str(a));
+            const py::object reply = ops_.attr("eval")(script.name, key, py_args);
+            std::vector<std::string> out;
+            for (py::handle e : py::reinterpret_borrow<py::sequence>(reply)) {
+                out.push_back(e.cast<std::string>());
+            }
+            return out;
+        });
+    }
+
+    void del(const std::string& key) override {
+        py::gil_scoped_acquire gil;
+        guarded([&] {
+            ops_.attr("delete")(key);
+            return 0;
+        });
+    }
+
+    RedisValue command(const std::vector<std::string>& argv) override {
+        py::gil_scoped_acquire gil;
+        return guarded([&] {
+            py::tuple py_argv(argv.size());
+            for (std::size_t i = 0; i < argv.size(); ++i) py_argv[i] = py::bytes(argv[i]);
+            return from_python(ops_.attr("command")(*py_argv));
+        });
+    }
+
+    // A user's client may decode every reply as UTF-8 (decode_responses=True).
+    bool binary_replies() const override { return false; }
+
+private:
+    // Python exceptions → the core's errors, so on_error applies to the client path too.
+    // Only Exception subclasses: KeyboardInterrupt and SystemExit propagate unchanged.
+    template <class F>
+    auto guarded(F&& f) -> decltype(f()) {
+        static PyObject* connection_error = exceptions_attr("BackendConnectionError");
+        try {
+            return f();
+        } catch (py::error_already_set& e) {
+            if (!e.matches(PyExc_Exception)) throw;
+            const std::string message = type_name(e.type()) + ": " + py::str(e.value()).cast<std::string>();
+            if (e.matches(connection_error)) throw BackendConnectionError(message);
+            throw BackendError(message);
+        } catch (const py::cast_error& e) {
+            throw BackendError(std::string("redis client returned an unexpected reply: ") + e.what());
+        }
+    }
+
+    py::object ops_;
+};
+
+OnError parse_on_error(const std::string& value) {
+    if (value == "raise") return OnError::raise;
+    if (value == "allow") return OnError::allow;
+    if (value == "deny") return OnError::deny;
+    raise_configuration_error("on_error must be 'raise', 'allow' or 'deny', got '" + value + "'");
+}
+
+const char* on_error_name(OnError policy) {
+    switch (policy) {
+        case OnError::allow: return "allow";
+        case OnError::deny: return "deny";
+        case OnError::raise: break;
+    }
+    return "raise";
+}
+
+double timeout_arg(py::handle value, const char* name) {
+    const double seconds = to_positive_float(value, name);
+    if (seconds > 86400.0) raise_configuration_error(std::string(name) + " must be <= 86400 s");
+    return seconds;
+}
+
+}  // namespace
 
 void register_redis_store(py::module_& m) {
-    py::class_<RedisStore, std::shared_ptr<RedisStore>>(m, "RedisStore");
+    py::class_<RedisStore, std::shared_ptr<RedisStore>>(m, "RedisStore")
+        .def(py::init([](std::string host, int port, int db, std::string username,
+                         std::string password, std::string unix_socket, py::handle timeout,
+                         py::handle connect_timeout, std::string key_prefix,
+                         bool use_server_time, const std::string& on_error) {
+                 if (port <= 0 || port > 65535) raise_configuration_error("port must be in 1..65535");
+                 if (db < 0) raise_configuration_error("db must be >= 0");
+                 RedisOptions options;
+                 options.host = std::move(host);
+                 options.port = port;
+                 options.db = db;
+                 options.username = std::move(username);
+                 options.password = std::move(password);
+                 options.unix_socket = std::move(unix_socket);
+                 options.command_timeout = timeout_arg(timeout, "timeout");
+                 options.connect_timeout = timeout_arg(connect_timeout, "connect_timeout");
+                 return std::make_shared<RedisStore>(std::move(options), std::move(key_prefix),
+                                                     use_server_time, parse_on_error(on_error));
+             }),
+             py::kw_only(), py::arg("host") = "127.0.0.1", py::arg("port") = 6379,
+             py::arg("db") = 0, py::arg("username") = "", py::arg("password") = "",
+             py::arg("unix_socket") = "", py::arg("timeout") = 0.5,
+             py::arg("connect_timeout") = 0.25, py::arg("key_prefix") = RedisStore::kDefaultKeyPrefix,
+             py::arg("use_server_time") = true, py::arg("on_error") = "raise")
+        .def_static(
+            "with_client_ops",
+            [](py::object ops, std::string key_prefix, bool use_server_time,
+               const std::string& on_error) {
+                return std::make_shared<RedisStore>(
+                    std::make_unique<PyClientTransport>(std::move(ops)), std::move(key_prefix),
+                    use_server_time, parse_on_error(on_error));
+            },
+            py::arg("ops"), py::kw_only(), py::arg("key_prefix") = RedisStore::kDefaultKeyPrefix,
+            py::arg("use_server_time") = true, py::arg("on_error") = "raise",
+            "A store whose scripts run through `ops` (eval/delete/command), e.g. a redis-py client.")
+        .def(
+            "command",
+            [](RedisStore& store, const py::args& args) {
+                std::vector<std::string> argv;
+                for (py::handle a : args) argv.push_back(to_redis_arg(a));
+                if (argv.empty()) throw py::value_error("command() needs at least the command name");
+                RedisValue reply;
+                {
+                    py::gil_scoped_release release;
+                    reply = store.command(argv);
+                }
+                return to_python(reply);
+            },
+            "Runs one Redis command; strings come back as bytes. Errors raise BackendError.")
+        .def("ping", &RedisStore::ping, py::call_guard<py::gil_scoped_release>())
+        .def("close", &RedisStore::close, py::call_guard<py::gil_scoped_release>())
+        .def("storage_key", [](const RedisStore& s, const std::string& key,
+                               const std::string& algorithm) {
+            return py::bytes(s.storage_key(key, algorithm.c_str()));
+        }, py::arg("key"), py::arg("algorithm"))
+        .def_property_readonly("counters",
+                               [](const RedisStore& s) {
+                                   const RedisCounters c = s.counters();
+                                   py::dict d;
+                                   d["errors"] = c.errors;
+                                   d["fallback_allowed"] = c.fallback_allowed;
+                                   d["fallback_denied"] = c.fallback_denied;
+                                   return d;
+                               })
+        .def_property_readonly("key_prefix", &RedisStore::key_prefix)
+        .def_property_readonly("use_server_time", &RedisStore::use_server_time)
+        .def_property_readonly("on_error",
+                               [](const RedisStore& s) { return on_error_name(s.on_error()); });
+
+    m.def(
+        "lua_scripts",
+        [] {
+            py::dict out;
+            for (const auto& script : lua::kScripts) out[script.name] = py::str(script.source);
+            return out;
+        },
+        "The Redis Lua script of every algorithm: {name: source}. RedisStore runs these; "
+        "AsyncRedisBackend runs the same sources.");
 }
 
 }  // namespace ratelimiter::binding

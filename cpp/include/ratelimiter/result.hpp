@@ -23,6 +23,9 @@ struct Decision {
     bool allowed = false;
     // The request can never be admitted (cost above the algorithm's capacity).
     bool insufficient_capacity = false;
+    // Not decided by the store: a shared store failed and its on_error policy ("allow" or
+    // "deny") answered instead (RedisStore). `allowed` holds the policy's answer.
+    bool fallback = false;
     std::int64_t remaining = 0;
     double reset_after = 0.0;
     double retry_after = 0.0;

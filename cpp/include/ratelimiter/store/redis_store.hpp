@@ -1,25 +1,160 @@
-// RedisStore: PLACEHOLDER wired into the bindings; to be implemented (issue 3).
+// Redis store: each decision is one EVALSHA of the algorithm's Lua script (cpp/lua/), which
+// runs the same arithmetic as the C++ step function atomically inside Redis.
+//
+// Keys: <key_prefix>{<limiter key>}:<algorithm>. The braces are a Redis Cluster hash tag, so
+// all of one limiter key's state lives in one slot. Every key written carries a PEXPIRE.
+//
+// Failure policy (on_error): raise → BackendError / BackendConnectionError; allow / deny →
+// a Decision with `fallback` set (allowed or not), counted in counters(). Any failure to
+// obtain a decision (unreachable, timeout, server error) is handled by the policy.
+//
+// Thread-safety: every public method may be called from any thread concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter {
 
+enum class OnError { raise, allow, deny };
+
+// Where to connect and how long to wait.
+struct RedisOptions {
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    std::string unix_socket;  // non-empty: connect to this path instead of host:port
+    int db = 0;
+    std::string username;  // ACL user (Redis 6+); empty: AUTH with the password only
+    std::string password;
+    double connect_timeout = 0.25;  // seconds
+    double command_timeout = 0.5;   // seconds, per round trip
+    // After a failed connect, calls fail at once for this long instead of each waiting for
+    // a connect timeout against a dead host.
+    double reconnect_interval = 0.1;
+    std::size_t max_idle_connections = 16;
+};
+
+// A reply from Redis, for the generic command() API (primitives, tests, benchmarks).
+struct RedisValue {
+    enum class Type { nil, integer, string, status, array, error };
+    Type type = Type::nil;
+    std::int64_t integer = 0;
+    std::string str;  // string, status and error text
+    std::vector<RedisValue> elements;
+};
+
+// How commands reach Redis: hiredis connections (RedisStore's default), or anything else
+// (the Python binding runs scripts through a user's redis-py client). Implementations throw
+// BackendConnectionError when Redis cannot be reached, BackendError for any other failure.
+class RedisTransport {
+public:
+    virtual ~RedisTransport() = default;
+    // Runs script `algorithm` with KEYS[1] = key and ARGV = args (EVALSHA; on NOSCRIPT the
+    // script is loaded and run again, so the caller never sees NOSCRIPT). Returns the reply:
+    // one element (a binary reply) or the elements of a list reply, as strings.
+    virtual std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
+                                          const std::vector<std::string>& args) = 0;
+    virtual void del(const std::string& key) = 0;
+    // Any command (argv[0] is its name).
+    virtual RedisValue command(const std::vector<std::string>& argv) = 0;
+    virtual void close() {}
+    // Whether replies may be binary strings (else the scripts format numbers as text, for
+    // clients that decode every reply as UTF-8).
+    virtual bool binary_replies() const { return true; }
+};
+
+// Counts of decisions made by the on_error policy instead of by Redis.
+struct RedisCounters {
+    std::uint64_t errors = 0;            // failed attempts to get a decision (any policy)
+    std::uint64_t fallback_allowed = 0;  // decisions answered "allowed" by on_error="allow"
+    std::uint64_t fallback_denied = 0;   // decisions answered "denied" by on_error="deny"
+};
+
 class RedisStore {
 public:
+    static constexpr const char* kDefaultKeyPrefix = "rl:";
+
+    // Native store: a pool of hiredis connections to `options`. Does not connect yet.
+    RedisStore(RedisOptions options, std::string key_prefix, bool use_server_time,
+               OnError on_error);
+    // Store over another transport (e.g. a Python client).
+    RedisStore(std::unique_ptr<RedisTransport> transport, std::string key_prefix,
+               bool use_server_time, OnError on_error);
+    RedisStore(const RedisStore&) = delete;
+    RedisStore& operator=(const RedisStore&) = delete;
+    ~RedisStore();
+
+    // Runs one step of Algo on `key` (already including the limiter's prefix) in one
+    // EVALSHA. `now` is used only in client-clock mode (use_server_time == false).
     template <class Algo>
-    Decision apply(std::string_view, double, std::int64_t, const typename Algo::Params&, Operation) {
-        throw BackendError("RedisStore is not implemented yet");
+    Decision apply(std::string_view key, double now, std::int64_t cost,
+                   const typename Algo::Params& params, Operation op) {
+        std::vector<std::string> args;
+        args.reserve(16);
+        append_call_args(args, use_server_time_, now, op == Operation::peek ? 1 : cost, op,
+                         transport_->binary_replies());
+        append_params(args, params);
+        return decide(Algo::id, key, args);
     }
+
+    // Forgets `key` for Algo (DEL). Errors follow on_error only for "raise"; a failed reset
+    // under allow/deny is counted and ignored. Returns true.
     template <class Algo>
-    bool erase(std::string_view) {
-        throw BackendError("RedisStore is not implemented yet");
+    bool erase(std::string_view key) {
+        return erase_key(storage_key(key, Algo::name));
     }
+
+    // "<key_prefix>{<key>}:<algorithm>".
+    std::string storage_key(std::string_view key, const char* algorithm) const;
+
+    // A raw command, bypassing on_error (errors always raise).
+    RedisValue command(const std::vector<std::string>& argv);
+    bool ping();
+    void close();
+
+    RedisCounters counters() const;
+    const std::string& key_prefix() const { return key_prefix_; }
+    bool use_server_time() const { return use_server_time_; }
+    OnError on_error() const { return on_error_; }
+
+    // The pieces of one decision, public so that other front ends (the asyncio backend)
+    // run the exact same script call and read the reply the same way.
+    // ARGV[1..4] of every script (see cpp/lua/_common.lua); then append_params for the rest.
+    static void append_call_args(std::vector<std::string>& args, bool use_server_time,
+                                 double now, std::int64_t cost, Operation op, bool binary_reply);
+    static void append_params(std::vector<std::string>& args, const FixedWindow::Params& p);
+    static void append_params(std::vector<std::string>& args, const SlidingWindow::Params& p);
+    static void append_params(std::vector<std::string>& args,
+                              const SlidingWindowCounter::Params& p);
+    static void append_params(std::vector<std::string>& args, const TokenBucket::Params& p);
+    static void append_params(std::vector<std::string>& args, const LeakyBucket::Params& p);
+    static void append_params(std::vector<std::string>& args, const Adaptive::Params& p);
+    static void append_params(std::vector<std::string>& args, const Gcra::Params& p);
+    // Decodes a script reply (binary or text); throws BackendError on anything malformed.
+    static Decision parse_reply(AlgorithmId algorithm, const std::vector<std::string>& reply);
+
+private:
+    Decision decide(AlgorithmId algorithm, std::string_view key,
+                    const std::vector<std::string>& args);
+    bool erase_key(const std::string& key);
+    Decision fallback(const BackendError& error);
+
+    std::unique_ptr<RedisTransport> transport_;
+    std::string key_prefix_;
+    bool use_server_time_;
+    OnError on_error_;
+    std::atomic<std::uint64_t> errors_{0};
+    std::atomic<std::uint64_t> fallback_allowed_{0};
+    std::atomic<std::uint64_t> fallback_denied_{0};
 };
 
 }  // namespace ratelimiter

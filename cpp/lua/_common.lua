@@ -1,0 +1,104 @@
+-- Shared prelude, prepended to every algorithm script at build time (cmake/EmbedLua.cmake).
+-- Each script mirrors one C++ step function (cpp/include/ratelimiter/algorithm/*.hpp) and
+-- must perform the same floating-point operations in the same order (docs/ALGORITHMS.md).
+--
+-- Calling convention (all scripts):
+--   KEYS[1]  the state key
+--   ARGV[1]  now in seconds ('' = use the server clock, redis TIME)
+--   ARGV[2]  cost (a positive integer; peek passes 1)
+--   ARGV[3]  'consume' or 'peek'
+--   ARGV[4]  reply format: 'b' or 't' (below)
+--   ARGV[5]... the algorithm's derived parameters, as the C++ Params hold them
+-- Reply fields: allowed (0/1), insufficient_capacity (0/1), remaining, reset_after,
+-- retry_after, meta... (C++ Decision order). Redis would truncate a Lua number to an
+-- integer, so they travel as 'b': one string of little-endian IEEE doubles (exact, and
+-- ~10x cheaper than formatting), or 't': a list of strings formatted with %.17g (exact too;
+-- for clients that decode every reply as UTF-8).
+
+-- Library functions as locals: a global lookup costs measurably on every call of a script
+-- that runs in a few microseconds, and string.format costs ~3 us, so the hot path has none.
+local call = redis.call
+local floor, ceil = math.floor, math.ceil
+local pack, unpack_binary = struct.pack, struct.unpack
+local rep = string.rep
+
+local EPS = 1e-9
+local INF = math.huge
+-- Kept after a key's state is fresh again: harmless (a state past fresh_at decides like a
+-- new one) and it absorbs clock skew between clients in client-clock mode.
+local TTL_MARGIN_MS = 1000
+
+-- std::max / std::min, argument order included (they differ from math.max on ties of -0).
+local function max(a, b)
+    if a < b then return b end
+    return a
+end
+local function min(a, b)
+    if b < a then return b end
+    return a
+end
+
+local function aligned_window_index(now, window)
+    local k = floor(now / window)
+    if k * window > now then
+        k = k - 1
+    elseif (k + 1) * window <= now then
+        k = k + 1
+    end
+    return k
+end
+
+local function floor_count(value)
+    local floored = floor(value + EPS)
+    if floored <= 0 then return 0 end
+    return floored
+end
+
+local function read_now(arg)
+    if arg ~= '' then return tonumber(arg) end
+    -- TIME is non-deterministic: replicate the script's effects, not the script (a no-op
+    -- on Redis >= 7, where effects replication is the only mode).
+    if redis.replicate_commands then redis.replicate_commands() end
+    local t = call('TIME')
+    return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+-- PX argument for a state that is fresh again at `fresh_at`: an integer-valued number,
+-- which redis.call passes as its decimal digits (%.17g).
+local function ttl_ms(fresh_at, now)
+    local ms = ceil((fresh_at - now) * 1000) + TTL_MARGIN_MS
+    if ms < 1 then return 1 end
+    if ms > 1e15 then return 1e15 end
+    return ms
+end
+
+local function fmt(x)
+    return string.format('%.17g', x)
+end
+
+-- Builds the reply; `meta` is a list of numbers.
+local function reply(allowed, insufficient, remaining, reset_after, retry_after, meta)
+    local out = { allowed and 1 or 0, insufficient and 1 or 0, remaining, reset_after,
+                  retry_after }
+    for i = 1, #meta do out[#out + 1] = meta[i] end
+    if ARGV[4] == 'b' then return pack(rep('<d', #out), unpack(out)) end
+    for i = 1, #out do out[i] = fmt(out[i]) end
+    return out
+end
+
+-- Reads a fixed-size state of `n` doubles (nil if absent). Anything a step could not have
+-- written is an error, never silently reinterpreted.
+local function load_state(key, n)
+    local raw = call('GET', key)
+    if not raw then return nil end
+    if #raw ~= 8 * n then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
+    return { unpack_binary(rep('<d', n), raw) }
+end
+
+local function store_state(key, values, fresh_at, now)
+    call('SET', key, pack(rep('<d', #values), unpack(values)), 'PX', ttl_ms(fresh_at, now))
+end
+
+local now = read_now(ARGV[1])
+local cost = tonumber(ARGV[2])
+local consume = ARGV[3] == 'consume'

@@ -1,0 +1,272 @@
+#include "hiredis_transport.hpp"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "ratelimiter/lua_scripts.hpp"
+
+namespace ratelimiter::detail {
+namespace {
+
+timeval to_timeval(double seconds) {
+    const double whole = std::floor(seconds);
+    timeval tv{};
+    tv.tv_sec = static_cast<decltype(tv.tv_sec)>(whole);
+    tv.tv_usec = static_cast<decltype(tv.tv_usec)>((seconds - whole) * 1e6);
+    return tv;
+}
+
+bool is_error(const redisReply* r) { return r->type == REDIS_REPLY_ERROR; }
+
+std::string reply_text(const redisReply* r) {
+    return std::string(r->str, static_cast<std::size_t>(r->len));
+}
+
+RedisValue to_value(const redisReply* r) {
+    RedisValue v;
+    switch (r->type) {
+        case REDIS_REPLY_INTEGER:
+            v.type = RedisValue::Type::integer;
+            v.integer = r->integer;
+            break;
+        case REDIS_REPLY_STRING:
+            v.type = RedisValue::Type::string;
+            v.str = reply_text(r);
+            break;
+        case REDIS_REPLY_STATUS:
+            v.type = RedisValue::Type::status;
+            v.str = reply_text(r);
+            break;
+        case REDIS_REPLY_ERROR:
+            v.type = RedisValue::Type::error;
+            v.str = reply_text(r);
+            break;
+        case REDIS_REPLY_ARRAY:
+            v.type = RedisValue::Type::array;
+            v.elements.reserve(r->elements);
+            for (std::size_t i = 0; i < r->elements; ++i) v.elements.push_back(to_value(r->element[i]));
+            break;
+        default:
+            v.type = RedisValue::Type::nil;
+    }
+    return v;
+}
+
+// Whether an idle pooled connection was closed by the server (e.g. Redis restarted): a
+// healthy idle connection has nothing to read, so readable means EOF, a reset or garbage.
+bool looks_dead(const redisContext* c) {
+    pollfd p{};
+    p.fd = c->fd;
+    p.events = POLLIN;
+    return ::poll(&p, 1, 0) != 0;
+}
+
+}  // namespace
+
+void HiredisTransport::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
+void HiredisTransport::ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
+
+HiredisTransport::HiredisTransport(RedisOptions options) : options_(std::move(options)) {}
+
+HiredisTransport::~HiredisTransport() = default;
+
+std::string HiredisTransport::address() const {
+    if (!options_.unix_socket.empty()) return "unix:" + options_.unix_socket;
+    return options_.host + ":" + std::to_string(options_.port);
+}
+
+void HiredisTransport::throw_io_error(redisContext* c, const char* what) {
+    const int saved_errno = errno;
+    const std::string detail = c->errstr[0] != '\0' ? c->errstr : std::strerror(saved_errno);
+    bool timed_out = c->err == REDIS_ERR_IO &&
+                     (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK || saved_errno == ETIMEDOUT);
+#ifdef REDIS_ERR_TIMEOUT
+    timed_out = timed_out || c->err == REDIS_ERR_TIMEOUT;
+#endif
+    if (timed_out) {
+        throw BackendError("redis at " + address() + ": " + what + " timed out after " +
+                           std::to_string(options_.command_timeout) + " s");
+    }
+    throw BackendConnectionError("redis at " + address() + ": " + what + " failed: " + detail);
+}
+
+HiredisTransport::Reply HiredisTransport::round_trip(redisContext* c,
+                                                     const std::vector<const char*>& argv,
+                                                     const std::vector<std::size_t>& lengths) {
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), const_cast<const char**>(argv.data()),
+                               lengths.data()) != REDIS_OK) {
+        throw_io_error(c, argv[0]);
+    }
+    void* raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, argv[0]);
+    return Reply(static_cast<redisReply*>(raw));
+}
+
+HiredisTransport::Connection HiredisTransport::connect() {
+    const timeval connect_tv = to_timeval(options_.connect_timeout);
+    Connection c(options_.unix_socket.empty()
+                     ? redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_tv)
+                     : redisConnectUnixWithTimeout(options_.unix_socket.c_str(), connect_tv));
+    if (!c) throw BackendConnectionError("redis at " + address() + ": out of memory");
+    if (c->err != 0) {
+        throw BackendConnectionError("cannot connect to redis at " + address() + ": " + c->errstr);
+    }
+    if (redisSetTimeout(c.get(), to_timeval(options_.command_timeout)) != REDIS_OK) {
+        throw_io_error(c.get(), "setting the timeout");
+    }
+    // Pipelined: AUTH, SELECT, and every script, so that EVALSHA finds them even right after
+    // a Redis restart (no NOSCRIPT round trip on the hot path).
+    std::vector<std::vector<std::string>> setup;
+    if (!options_.password.empty()) {
+        if (options_.username.empty()) {
+            setup.push_back({"AUTH", options_.password});
+        } else {
+            setup.push_back({"AUTH", options_.username, options_.password});
+        }
+    }
+    if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
+    for (const auto& script : lua::kScripts) setup.push_back({"SCRIPT", "LOAD", script.source});
+    for (const auto& cmd : setup) {
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lengths;
+        for (const auto& a : cmd) {
+            argv.push_back(a.data());
+            lengths.push_back(a.size());
+        }
+        if (redisAppendCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(),
+                                   lengths.data()) != REDIS_OK) {
+            throw_io_error(c.get(), "connection setup");
+        }
+    }
+    for (const auto& cmd : setup) {
+        void* raw = nullptr;
+        if (redisGetReply(c.get(), &raw) != REDIS_OK || raw == nullptr) {
+            throw_io_error(c.get(), "connection setup");
+        }
+        const Reply reply(static_cast<redisReply*>(raw));
+        if (is_error(reply.get())) {
+            throw BackendError("redis at " + address() + ": " + cmd[0] + " failed: " +
+                               reply_text(reply.get()));
+        }
+    }
+    return c;
+}
+
+HiredisTransport::Lease HiredisTransport::acquire() {
+    std::uint64_t generation;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        generation = generation_;
+        while (!idle_.empty()) {
+            Connection c = std::move(idle_.back());
+            idle_.pop_back();
+            if (!looks_dead(c.get())) return Lease{std::move(c), generation};
+        }
+        if (std::chrono::steady_clock::now() < connect_blocked_until_) {
+            throw BackendConnectionError("redis at " + address() +
+                                         " is unreachable (waiting before reconnecting)");
+        }
+    }
+    try {
+        return Lease{connect(), generation};
+    } catch (const BackendConnectionError&) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        connect_blocked_until_ =
+            std::chrono::steady_clock::now() +
+            std::chrono::microseconds(static_cast<std::int64_t>(options_.reconnect_interval * 1e6));
+        throw;
+    }
+}
+
+void HiredisTransport::give_back(Lease lease) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (lease.generation == generation_ && idle_.size() < options_.max_idle_connections) {
+        idle_.push_back(std::move(lease.connection));
+    }
+}
+
+void HiredisTransport::close() {
+    std::vector<Connection> closing;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++generation_;
+        closing.swap(idle_);
+    }
+}
+
+std::vector<std::string> HiredisTransport::eval(AlgorithmId algorithm, const std::string& key,
+                                                const std::vector<std::string>& args) {
+    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    argv.reserve(args.size() + 4);
+    lengths.reserve(args.size() + 4);
+    const auto push = [&](const char* data, std::size_t size) {
+        argv.push_back(data);
+        lengths.push_back(size);
+    };
+    push("EVALSHA", 7);
+    push(script.sha1, std::strlen(script.sha1));
+    push("1", 1);
+    push(key.data(), key.size());
+    for (const auto& a : args) push(a.data(), a.size());
+
+    Lease lease = acquire();
+    Reply reply = round_trip(lease.connection.get(), argv, lengths);
+    if (is_error(reply.get()) && std::strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        // Script cache flushed (SCRIPT FLUSH): EVAL runs the source and caches it again in
+        // the same round trip, so a flush racing with us cannot make the retry fail too.
+        argv[0] = "EVAL";
+        lengths[0] = 4;
+        argv[1] = script.source;
+        lengths[1] = std::strlen(script.source);
+        reply = round_trip(lease.connection.get(), argv, lengths);
+    }
+    give_back(std::move(lease));
+    if (is_error(reply.get())) {
+        throw BackendError("redis " + std::string(script.name) + " script failed: " +
+                           reply_text(reply.get()));
+    }
+    if (reply->type == REDIS_REPLY_STRING) return {reply_text(reply.get())};
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        throw BackendError("redis " + std::string(script.name) + " script returned neither a "
+                           "string nor a list");
+    }
+    std::vector<std::string> out;
+    out.reserve(reply->elements);
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+        const redisReply* e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING) {
+            throw BackendError("redis " + std::string(script.name) +
+                               " script returned a non-string field");
+        }
+        out.push_back(reply_text(e));
+    }
+    return out;
+}
+
+void HiredisTransport::del(const std::string& key) {
+    const RedisValue v = command({"DEL", key});
+    if (v.type == RedisValue::Type::error) throw BackendError("redis DEL failed: " + v.str);
+}
+
+RedisValue HiredisTransport::command(const std::vector<std::string>& argv_strings) {
+    if (argv_strings.empty()) throw BackendError("redis command: empty argument list");
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : argv_strings) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    Lease lease = acquire();
+    const Reply reply = round_trip(lease.connection.get(), argv, lengths);
+    give_back(std::move(lease));
+    return to_value(reply.get());
+}
+
+}  // namespace ratelimiter::detail

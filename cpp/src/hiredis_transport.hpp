@@ -1,0 +1,64 @@
+// RedisTransport over hiredis: a pool of blocking connections, one per concurrent caller.
+// Private to the core (RedisStore's default transport).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ratelimiter/store/redis_store.hpp"
+
+struct redisContext;
+struct redisReply;
+
+namespace ratelimiter::detail {
+
+class HiredisTransport final : public RedisTransport {
+public:
+    explicit HiredisTransport(RedisOptions options);
+    ~HiredisTransport() override;
+
+    std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
+                                  const std::vector<std::string>& args) override;
+    void del(const std::string& key) override;
+    RedisValue command(const std::vector<std::string>& argv) override;
+    void close() override;
+
+private:
+    struct ContextDeleter {
+        void operator()(redisContext* c) const;
+    };
+    struct ReplyDeleter {
+        void operator()(redisReply* r) const;
+    };
+    using Connection = std::unique_ptr<redisContext, ContextDeleter>;
+    using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+    // A connection borrowed from the pool. Returned by give_back() after a complete round
+    // trip; dropped (closed) if anything went wrong on it, since its state is then unknown.
+    struct Lease {
+        Connection connection;
+        std::uint64_t generation = 0;
+    };
+
+    Lease acquire();
+    void give_back(Lease lease);
+    Connection connect();
+    // Sends one command and reads its reply. Throws on I/O errors and timeouts (the
+    // connection must then be dropped); error replies are returned, not thrown.
+    Reply round_trip(redisContext* c, const std::vector<const char*>& argv,
+                     const std::vector<std::size_t>& lengths);
+    [[noreturn]] void throw_io_error(redisContext* c, const char* what);
+    std::string address() const;
+
+    RedisOptions options_;
+    std::mutex mutex_;
+    std::vector<Connection> idle_;
+    std::uint64_t generation_ = 0;  // bumped by close(): older leases are not pooled again
+    std::chrono::steady_clock::time_point connect_blocked_until_{};
+};
+
+}  // namespace ratelimiter::detail

@@ -1,0 +1,220 @@
+#include "ratelimiter/store/redis_store.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "hiredis_transport.hpp"
+#include "ratelimiter/lua_scripts.hpp"
+
+namespace ratelimiter {
+namespace {
+
+// %.17g round-trips every double exactly; the scripts parse it with tonumber (strtod).
+void append_number(std::vector<std::string>& args, double value) {
+    char buffer[32];
+    const int n = std::snprintf(buffer, sizeof buffer, "%.17g", value);
+    args.emplace_back(buffer, static_cast<std::size_t>(n));
+}
+
+double parse_number(const std::string& text, AlgorithmId algorithm) {
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size()) {
+        throw BackendError(std::string("redis ") +
+                           lua::kScripts[static_cast<std::size_t>(algorithm)].name +
+                           " script returned a malformed number: '" + text + "'");
+    }
+    return value;
+}
+
+// Number of metadata fields each script returns, by AlgorithmId (as the C++ algorithms fill
+// Decision::meta).
+constexpr std::size_t kMetaCount[kAlgorithmCount] = {2, 1, 4, 2, 2, 6, 1};
+constexpr std::size_t kFixedFields = 5;
+
+}  // namespace
+
+RedisStore::RedisStore(RedisOptions options, std::string key_prefix, bool use_server_time,
+                       OnError on_error)
+    : RedisStore(std::make_unique<detail::HiredisTransport>(std::move(options)),
+                 std::move(key_prefix), use_server_time, on_error) {}
+
+RedisStore::RedisStore(std::unique_ptr<RedisTransport> transport, std::string key_prefix,
+                       bool use_server_time, OnError on_error)
+    : transport_(std::move(transport)),
+      key_prefix_(std::move(key_prefix)),
+      use_server_time_(use_server_time),
+      on_error_(on_error) {}
+
+RedisStore::~RedisStore() = default;
+
+std::string RedisStore::storage_key(std::string_view key, const char* algorithm) const {
+    std::string out;
+    out.reserve(key_prefix_.size() + key.size() + 24);
+    out += key_prefix_;
+    out += '{';
+    out.append(key.data(), key.size());
+    out += "}:";
+    out += algorithm;
+    return out;
+}
+
+void RedisStore::append_call_args(std::vector<std::string>& args, bool use_server_time,
+                                  double now, std::int64_t cost, Operation op,
+                                  bool binary_reply) {
+    if (use_server_time) {
+        args.emplace_back();  // '' → the script reads redis TIME
+    } else {
+        append_number(args, now);
+    }
+    args.push_back(std::to_string(cost));
+    args.emplace_back(op == Operation::peek ? "peek" : "consume");
+    args.emplace_back(binary_reply ? "b" : "t");
+}
+
+void RedisStore::append_params(std::vector<std::string>& args, const FixedWindow::Params& p) {
+    append_number(args, static_cast<double>(p.limit));
+    append_number(args, p.window);
+}
+void RedisStore::append_params(std::vector<std::string>& args, const SlidingWindow::Params& p) {
+    append_number(args, static_cast<double>(p.limit));
+    append_number(args, p.window);
+}
+void RedisStore::append_params(std::vector<std::string>& args,
+                               const SlidingWindowCounter::Params& p) {
+    append_number(args, static_cast<double>(p.limit));
+    append_number(args, p.window);
+}
+void RedisStore::append_params(std::vector<std::string>& args, const TokenBucket::Params& p) {
+    append_number(args, p.capacity);
+    append_number(args, p.rate);
+}
+void RedisStore::append_params(std::vector<std::string>& args, const LeakyBucket::Params& p) {
+    append_number(args, p.capacity);
+    append_number(args, p.rate);
+}
+void RedisStore::append_params(std::vector<std::string>& args, const Gcra::Params& p) {
+    append_number(args, p.burst);
+    append_number(args, p.interval);
+    append_number(args, p.tau);
+}
+void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::Params& p) {
+    append_number(args, static_cast<double>(p.limit));
+    append_number(args, p.window);
+    append_number(args, p.burst_multiplier);
+    append_number(args, p.adaptive_window);
+    append_number(args, p.high);
+    append_number(args, p.low);
+    append_number(args, p.penalty);
+    append_number(args, p.rate);
+    append_number(args, p.max_burst);
+    if (std::isnan(p.external_load)) {
+        args.emplace_back();  // '' → the script measures the key's own load
+    } else {
+        append_number(args, p.external_load);
+    }
+}
+
+Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::string>& reply) {
+    const auto index = static_cast<std::size_t>(algorithm);
+    if (index >= kAlgorithmCount) throw BackendError("unknown algorithm id");
+    const std::size_t expected = kFixedFields + kMetaCount[index];
+    double fields[kFixedFields + 6] = {};
+    if (reply.size() == 1 && reply[0].size() == 8 * expected) {
+        // Binary: little-endian IEEE doubles, assembled byte by byte (any host byte order).
+        for (std::size_t i = 0; i < expected; ++i) {
+            std::uint64_t bits = 0;
+            for (std::size_t b = 0; b < 8; ++b) {
+                bits |= std::uint64_t{static_cast<unsigned char>(reply[0][8 * i + b])} << (8 * b);
+            }
+            std::memcpy(&fields[i], &bits, sizeof bits);
+        }
+    } else if (reply.size() == expected) {
+        for (std::size_t i = 0; i < expected; ++i) fields[i] = parse_number(reply[i], algorithm);
+    } else {
+        throw BackendError(std::string("redis ") + lua::kScripts[index].name +
+                           " script returned a reply of unexpected shape (" +
+                           std::to_string(reply.size()) + " fields)");
+    }
+    const double remaining = fields[2];
+    if (!(remaining >= 0.0 && remaining <= static_cast<double>(kMaxCount))) {
+        throw BackendError(std::string("redis ") + lua::kScripts[index].name +
+                           " script returned remaining = " + std::to_string(remaining));
+    }
+    Decision d;
+    d.allowed = fields[0] == 1.0;
+    d.insufficient_capacity = fields[1] == 1.0;
+    d.remaining = static_cast<std::int64_t>(remaining);
+    d.reset_after = fields[3];
+    d.retry_after = fields[4];
+    for (std::size_t i = 0; i < kMetaCount[index]; ++i) d.meta[i] = fields[kFixedFields + i];
+    return d;
+}
+
+Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
+                            const std::vector<std::string>& args) {
+    const char* name = lua::kScripts[static_cast<std::size_t>(algorithm)].name;
+    try {
+        return parse_reply(algorithm, transport_->eval(algorithm, storage_key(key, name), args));
+    } catch (const BackendError& e) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        if (on_error_ == OnError::raise) throw;
+        return fallback(e);
+    }
+}
+
+// What on_error answers: "allow" admits with nothing known about the quota; "deny" rejects
+// with a short retry (the outage's length is unknown, and inf would mean "never").
+Decision RedisStore::fallback(const BackendError& /*error*/) {
+    Decision d;
+    d.fallback = true;
+    if (on_error_ == OnError::allow) {
+        d.allowed = true;
+        fallback_allowed_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        d.retry_after = 1.0;
+        d.reset_after = 1.0;
+        fallback_denied_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return d;
+}
+
+bool RedisStore::erase_key(const std::string& key) {
+    try {
+        transport_->del(key);
+    } catch (const BackendError&) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        if (on_error_ == OnError::raise) throw;
+    }
+    return true;
+}
+
+RedisValue RedisStore::command(const std::vector<std::string>& argv) {
+    RedisValue v = transport_->command(argv);
+    if (v.type == RedisValue::Type::error) throw BackendError("redis " + argv[0] + ": " + v.str);
+    return v;
+}
+
+bool RedisStore::ping() {
+    try {
+        const RedisValue v = transport_->command({"PING"});
+        return v.type == RedisValue::Type::status && v.str == "PONG";
+    } catch (const BackendError&) {
+        return false;
+    }
+}
+
+void RedisStore::close() { transport_->close(); }
+
+RedisCounters RedisStore::counters() const {
+    RedisCounters c;
+    c.errors = errors_.load(std::memory_order_relaxed);
+    c.fallback_allowed = fallback_allowed_.load(std::memory_order_relaxed);
+    c.fallback_denied = fallback_denied_.load(std::memory_order_relaxed);
+    return c;
+}
+
+}  // namespace ratelimiter

@@ -1,0 +1,164 @@
+"""asyncio Redis backend: the same Lua scripts as RedisBackend, through redis.asyncio."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Optional
+
+from .. import _core
+from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
+
+__all__ = ["AsyncRedisBackend", "ScriptDecision"]
+
+# Metadata fields each script returns, in Decision order (see cpp/lua/<name>.lua).
+_META_COUNT = {
+    "fixed_window": 2,
+    "sliding_window": 1,
+    "sliding_window_counter": 4,
+    "token_bucket": 2,
+    "leaky_bucket": 2,
+    "adaptive": 6,
+    "gcra": 1,
+}
+
+
+class ScriptDecision(NamedTuple):
+    """One decision as a script returns it (the fields of the C++ Decision)."""
+
+    allowed: bool
+    insufficient_capacity: bool
+    remaining: int
+    reset_after: float
+    retry_after: float
+    meta: tuple[float, ...]
+
+
+class AsyncRedisBackend:
+    """Limiter state in Redis for asyncio code: never blocks the event loop.
+
+    Runs the very scripts :class:`RedisBackend` runs (``_core.lua_scripts()``, embedded from
+    ``cpp/lua/`` at build time) with ``EVALSHA`` through a ``redis.asyncio.Redis`` client;
+    ``NOSCRIPT`` is answered by ``EVAL`` of the source in the same call. Keys and time
+    (``use_server_time``) are as in :class:`RedisBackend`, so both backends can share state.
+    """
+
+    def __init__(self, client: Any, key_prefix: str = "rl:", *,
+                 use_server_time: bool = True) -> None:
+        if client is None:
+            raise ConfigurationError("AsyncRedisBackend needs a redis.asyncio.Redis client")
+        if not isinstance(key_prefix, str):
+            raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
+        self.client = client
+        self.key_prefix = key_prefix
+        self.use_server_time = bool(use_server_time)
+        self._sources: dict[str, str] = _core.lua_scripts()
+        self._shas = {name: hashlib.sha1(source.encode()).hexdigest()
+                      for name, source in self._sources.items()}
+        # Binary replies (packed doubles) unless the client decodes every reply as UTF-8.
+        pool = getattr(client, "connection_pool", None)
+        decodes = getattr(pool, "connection_kwargs", {}).get("decode_responses", False)
+        self._reply_format = "t" if decodes else "b"
+
+    def storage_key(self, key: str, algorithm: str) -> str:
+        """The Redis key of ``algorithm``'s state for a limiter key (as RedisBackend's)."""
+        return f"{self.key_prefix}{{{key}}}:{algorithm}"
+
+    async def run_script(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
+        """One EVALSHA of ``algorithm``'s script on ``storage_key`` (EVAL on NOSCRIPT).
+
+        ``args`` are ARGV as cpp/lua/_common.lua documents them; returns the raw reply.
+        """
+        if algorithm not in self._sources:
+            raise ConfigurationError(f"unknown algorithm {algorithm!r}")
+        try:
+            try:
+                reply = await self.client.evalsha(self._shas[algorithm], 1, storage_key, *args)
+            except Exception as exc:
+                if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
+                    raise
+                reply = await self.client.eval(self._sources[algorithm], 1, storage_key, *args)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return reply
+
+    async def decide(
+        self,
+        algorithm: str,
+        key: str,
+        now: Optional[float],
+        cost: int,
+        params: Sequence[Any],
+        op: str = "consume",
+    ) -> ScriptDecision:
+        """Run one step of ``algorithm`` for limiter key ``key`` (limiter prefix included).
+
+        ``params`` are the algorithm's derived parameters in script order (the C++
+        ``RedisStore::append_params`` order: e.g. token bucket ``capacity, rate``; ``None``
+        for adaptive's external load means "measure this key's own load");
+        ``now`` is ignored in server-time mode; ``op`` is ``"consume"`` or ``"peek"``.
+        """
+        if op not in ("consume", "peek"):
+            raise ConfigurationError(f"op must be 'consume' or 'peek', got {op!r}")
+        time_arg = "" if self.use_server_time or now is None else repr(float(now))
+        args = [time_arg, str(1 if op == "peek" else int(cost)), op, self._reply_format]
+        args += ["" if p is None else (repr(float(p)) if not isinstance(p, str) else p)
+                 for p in params]
+        reply = await self.run_script(algorithm, self.storage_key(key, algorithm), args)
+        return parse_reply(algorithm, reply)
+
+    async def reset(self, key: str, algorithm: str) -> None:
+        """Forget ``key``'s state for ``algorithm``."""
+        try:
+            await self.client.delete(self.storage_key(key, algorithm))
+        except Exception as exc:
+            raise _translate(exc) from exc
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        close = getattr(self.client, "aclose", None) or self.client.close
+        await close()
+
+
+def parse_reply(algorithm: str, reply: Any) -> ScriptDecision:
+    """Decode a script reply like RedisStore::parse_reply: one string of little-endian
+    doubles ('b'), or a list of %.17g strings ('t')."""
+    expected = 5 + _META_COUNT[algorithm]
+    if isinstance(reply, bytes) and len(reply) == 8 * expected:
+        values = list(struct.unpack(f"<{expected}d", reply))
+    elif isinstance(reply, (list, tuple)) and len(reply) == expected:
+        try:
+            values = [float(f.decode() if isinstance(f, bytes) else f) for f in reply]
+        except ValueError as exc:
+            raise BackendError(f"redis {algorithm} script: malformed reply: {exc}") from exc
+    else:
+        raise BackendError(f"redis {algorithm} script returned a reply of unexpected shape")
+    return ScriptDecision(
+        allowed=values[0] == 1.0,
+        insufficient_capacity=values[1] == 1.0,
+        remaining=int(values[2]),
+        reset_after=values[3],
+        retry_after=values[4],
+        meta=tuple(values[5:]),
+    )
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, (BackendError, ConfigurationError)):
+        return exc
+    try:
+        import redis.exceptions as errors
+    except ImportError:
+        return BackendError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, errors.TimeoutError):
+        return BackendError(f"redis timed out: {exc}")
+    if isinstance(exc, errors.ConnectionError):
+        return BackendConnectionError(f"redis unreachable: {exc}")
+    return BackendError(f"{type(exc).__name__}: {exc}")
