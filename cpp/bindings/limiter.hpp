@@ -106,6 +106,35 @@ public:
 
     const std::string& key_prefix() const { return prefix_; }
 
+    // The asyncio front end (AsyncRedisBackend) runs the same script call as RedisStore:
+    // redis_call builds it (clock, params, ARGV) and redis_result reads the reply, so the
+    // Python coroutine only awaits the network round trip in between.
+    py::tuple redis_call(py::handle key, py::handle cost_arg, bool peek, bool use_server_time,
+                         bool binary_reply) {
+        const std::int64_t cost = peek ? 1 : to_count(cost_arg, "cost");
+        const std::string_view k = key_view(key, prefix_.size());
+        const double now = read_clock(clock_ptr());
+        double window = 0.0;
+        Params params = current_params(window);
+        aggregate_.prepare(params, now);
+        std::vector<std::string> args;
+        RedisStore::append_call_args(args, use_server_time, now, cost,
+                                     peek ? Operation::peek : Operation::consume, binary_reply);
+        RedisStore::append_params(args, params);
+        py::list argv;
+        for (const std::string& arg : args) argv.append(py::bytes(arg));
+        return py::make_tuple(Algo::name, std::string(full_key(k)), argv, params.limit, window,
+                              now, cost);
+    }
+
+    py::object redis_result(py::handle key, const std::vector<std::string>& reply,
+                            std::int64_t limit, double window, double now, std::int64_t cost) {
+        Decision d = RedisStore::parse_reply(Algo::id, reply);
+        if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
+        aggregate_.record(d, cost, now);
+        return steal(make_result(key.ptr(), limit, window, d, Algo::id));
+    }
+
     // `is_allowed` as a direct CPython callable (see fast_call.hpp); `self` owns this limiter.
     py::object fast_is_allowed(py::handle self) { return make_fast_is_allowed(this, self); }
 

@@ -84,6 +84,10 @@ void bind_limiter(py::module_& m, const char* class_name) {
         .def("is_allowed", &L::is_allowed, py::arg("key"), py::arg("cost") = 1)
         .def("_fast_is_allowed",
              [](py::object self) { return self.cast<L&>().fast_is_allowed(self); })
+        .def("_redis_call", &L::redis_call, py::arg("key"), py::arg("cost"), py::arg("peek"),
+             py::arg("use_server_time"), py::arg("binary_reply"))
+        .def("_redis_result", &L::redis_result, py::arg("key"), py::arg("reply"),
+             py::arg("limit"), py::arg("window"), py::arg("now"), py::arg("cost"))
         .def("peek", &L::peek, py::arg("key"))
         .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1)
         .def("reset", &L::reset, py::arg("key"))

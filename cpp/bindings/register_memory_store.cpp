@@ -9,6 +9,9 @@ StoreRef store_from_backend(const py::object& backend) {
     if (py::isinstance<MemoryStore>(native)) return native.cast<std::shared_ptr<MemoryStore>>();
     if (py::isinstance<SqliteStore>(native)) return native.cast<std::shared_ptr<SqliteStore>>();
     if (py::isinstance<RedisStore>(native)) return native.cast<std::shared_ptr<RedisStore>>();
+    if (py::getattr(backend, "is_async", py::bool_(false)).is(py::bool_(true))) {
+        return std::make_shared<AsyncOnlyStore>();
+    }
     for (const char* method : {"get", "set", "delete"}) {
         if (!py::hasattr(backend, method)) {
             raise_configuration_type_error(

@@ -20,6 +20,7 @@ struct ResultObject {
     double meta[6];
     char allowed;
     char insufficient_capacity;
+    char fallback;  // the backend's on_error policy answered (allow/deny), not the store
     unsigned char algorithm;
 };
 
@@ -72,6 +73,15 @@ PyObject* build_metadata(ResultObject* self) {
     if (self->insufficient_capacity && PyDict_SetItemString(dict, "insufficient_capacity", Py_True) < 0) {
         Py_DECREF(dict);
         return nullptr;
+    }
+    if (self->fallback) {
+        PyObject* policy = PyUnicode_FromString(self->allowed ? "allow" : "deny");
+        if (policy == nullptr || PyDict_SetItemString(dict, "on_error", policy) < 0) {
+            Py_XDECREF(policy);
+            Py_DECREF(dict);
+            return nullptr;
+        }
+        Py_DECREF(policy);
     }
     return dict;
 }
@@ -221,6 +231,7 @@ PyObject* make_result(PyObject* key, std::int64_t limit, double window, const De
     for (int i = 0; i < 6; ++i) self->meta[i] = decision.meta[static_cast<std::size_t>(i)];
     self->allowed = static_cast<char>(decision.allowed);
     self->insufficient_capacity = static_cast<char>(decision.insufficient_capacity);
+    self->fallback = static_cast<char>(decision.fallback);
     self->algorithm = static_cast<unsigned char>(algorithm);
     return obj;
 }

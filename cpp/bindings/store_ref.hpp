@@ -11,8 +11,26 @@
 
 namespace ratelimiter::binding {
 
+// An asyncio backend (AsyncRedisBackend): decisions go through the limiter's *_async
+// methods; a synchronous call is a usage error with a clear message.
+struct AsyncOnlyStore {
+    template <class Algo>
+    Decision apply(std::string_view, double, std::int64_t, const typename Algo::Params&,
+                   Operation) {
+        throw ConfigError(
+            "this limiter's backend is asynchronous: use `await limiter.is_allowed_async(...)` "
+            "or wrap the limiter in AsyncRateLimiter");
+    }
+    template <class Algo>
+    bool erase(std::string_view) {
+        throw ConfigError("this limiter's backend is asynchronous: use `await "
+                          "limiter.reset_async(...)`");
+    }
+};
+
 using StoreRef = std::variant<std::shared_ptr<MemoryStore>, std::shared_ptr<PythonBackendStore>,
-                              std::shared_ptr<SqliteStore>, std::shared_ptr<RedisStore>>;
+                              std::shared_ptr<SqliteStore>, std::shared_ptr<RedisStore>,
+                              std::shared_ptr<AsyncOnlyStore>>;
 
 // A memory step is cheaper than releasing and re-taking the GIL (see bench/), so it keeps it;
 // a Python backend needs it. I/O-bound stores release it.

@@ -23,7 +23,13 @@ from .algorithms import (
     TokenBucketRateLimiter,
     async_rate_limit,
 )
-from .backends import BaseBackend, MemoryBackend, SQLiteBackend
+from .backends import (
+    AsyncRedisBackend,
+    BaseBackend,
+    MemoryBackend,
+    RedisBackend,
+    SQLiteBackend,
+)
 from .config import ConfigProvider, DynamicConfig
 from .decorators import RateLimitContext, rate_limit
 from .exceptions import (
@@ -48,6 +54,7 @@ __version__ = "0.2.0"
 __all__ = [
     "AdaptiveRateLimiter",
     "AsyncRateLimiter",
+    "AsyncRedisBackend",
     "BackendConnectionError",
     "BackendError",
     "BaseAlgorithm",
@@ -66,6 +73,7 @@ __all__ = [
     "RateLimitError",
     "RateLimitExceeded",
     "RateLimitResult",
+    "RedisBackend",
     "SQLiteBackend",
     "SlidingWindowCounterRateLimiter",
     "SlidingWindowRateLimiter",

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from typing import Optional
 
 import httpx
 import pytest
 from http_servers import run_example
+from redis_server import RedisServer
 
 
 def test_flask_example() -> None:
@@ -99,29 +96,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    if importlib.util.find_spec("ratelimiter.backends.redis_backend") is None:
-        pytest.skip("RedisBackend not available yet")
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not installed")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                if "Ready to accept connections" in line:
-                    break
-            else:
-                pytest.fail("redis-server did not start")
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with RedisServer() as server:
+        yield server.url
 
 
 def test_redis_distributed_example(redis_url: str) -> None:

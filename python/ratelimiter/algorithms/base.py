@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -9,6 +10,7 @@ from typing import Any, Callable, ClassVar, Optional
 
 from .. import _core
 from ..backends.base import BaseBackend
+from ..backends.memory import MemoryBackend
 from ..config import ConfigProvider
 from ..exceptions import ConfigurationTypeError
 
@@ -208,6 +210,51 @@ class NativeRateLimiter(BaseAlgorithm):
 
     def reset(self, key: str) -> None:
         self._impl.reset(key)
+
+    async def is_allowed_async(self, key: str, cost: int = 1) -> RateLimitResult:
+        """``is_allowed`` for asyncio code.
+
+        On an ``AsyncRedisBackend`` this awaits the one script call without blocking the
+        event loop; on the memory store it decides directly (microseconds); on other
+        backends it runs ``is_allowed`` in the default executor.
+        """
+        if getattr(self.backend, "is_async", False) is True:
+            return await self._script_decision(key, cost, peek=False)
+        result: RateLimitResult = await self._off_loop(self.is_allowed, key, cost)
+        return result
+
+    async def peek_async(self, key: str) -> RateLimitResult:
+        """``peek`` for asyncio code (see :meth:`is_allowed_async`)."""
+        if getattr(self.backend, "is_async", False) is True:
+            return await self._script_decision(key, 1, peek=True)
+        result: RateLimitResult = await self._off_loop(self.peek, key)
+        return result
+
+    async def reset_async(self, key: str) -> None:
+        """``reset`` for asyncio code (see :meth:`is_allowed_async`)."""
+        if getattr(self.backend, "is_async", False) is True:
+            backend: Any = self.backend
+            await backend.reset(self.key_prefix + key, self._impl.algorithm)
+            return
+        await self._off_loop(self.reset, key)
+
+    async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
+        if isinstance(self.backend, MemoryBackend):
+            return func(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+    async def _script_decision(self, key: str, cost: int, *, peek: bool) -> RateLimitResult:
+        # The C++ limiter builds the script call and reads the reply exactly as RedisStore
+        # does; only the round trip in between is awaited here.
+        backend: Any = self.backend
+        binary = backend._reply_format == "b"
+        name, full_key, args, limit, window, now, cost = self._impl._redis_call(
+            key, cost, peek, backend.use_server_time, binary
+        )
+        reply = await backend.run_script(name, backend.storage_key(full_key, name), args)
+        parts = [reply] if isinstance(reply, (bytes, str)) else list(reply)
+        result: RateLimitResult = self._impl._redis_result(key, parts, limit, window, now, cost)
+        return result
 
     def __repr__(self) -> str:
         return (

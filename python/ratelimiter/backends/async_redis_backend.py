@@ -42,7 +42,13 @@ class AsyncRedisBackend:
     ``cpp/lua/`` at build time) with ``EVALSHA`` through a ``redis.asyncio.Redis`` client;
     ``NOSCRIPT`` is answered by ``EVAL`` of the source in the same call. Keys and time
     (``use_server_time``) are as in :class:`RedisBackend`, so both backends can share state.
+
+    Limiters built on it decide with ``await limiter.is_allowed_async(key)`` (or through
+    :class:`~ratelimiter.AsyncRateLimiter`); their synchronous ``is_allowed`` raises.
     """
+
+    #: Marks the backend as asyncio-only for limiters and AsyncRateLimiter.
+    is_async = True
 
     def __init__(self, client: Any, key_prefix: str = "rl:", *,
                  use_server_time: bool = True) -> None:
