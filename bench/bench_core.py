@@ -19,18 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Callable
 
+from limiters import LIMITERS
+
 import ratelimiter
 from ratelimiter import MemoryBackend, _core
-
-LIMITERS = {
-    "fixed_window": ratelimiter.FixedWindowRateLimiter,
-    "sliding_window": ratelimiter.SlidingWindowRateLimiter,
-    "sliding_window_counter": ratelimiter.SlidingWindowCounterRateLimiter,
-    "token_bucket": ratelimiter.TokenBucketRateLimiter,
-    "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
-    "adaptive": ratelimiter.AdaptiveRateLimiter,
-    "gcra": ratelimiter.GCRARateLimiter,
-}
 
 
 class PlainPythonTokenBucket:

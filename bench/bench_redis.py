@@ -19,21 +19,12 @@ import time
 from typing import Any, Callable
 
 import redis
+from limiters import LIMITERS
 
-import ratelimiter
 from ratelimiter.backends import RedisBackend
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 
-LIMITERS = [
-    ratelimiter.FixedWindowRateLimiter,
-    ratelimiter.SlidingWindowRateLimiter,
-    ratelimiter.SlidingWindowCounterRateLimiter,
-    ratelimiter.TokenBucketRateLimiter,
-    ratelimiter.LeakyBucketRateLimiter,
-    ratelimiter.AdaptiveRateLimiter,
-    ratelimiter.GCRARateLimiter,
-]
 
 
 def rate(call: Callable[[int], None], threads: int, seconds: float) -> float:
@@ -71,7 +62,7 @@ def run(url: str, seconds: float) -> None:
     print(f"floor (trivial EVALSHA): {floor[1]:>9,.0f}/s 1 thread   {floor[4]:>9,.0f}/s 4 threads")
     print(f"{'algorithm':<32}{'1 thread':>12}{'% floor':>9}{'4 threads':>12}{'% floor':>9}"
           f"{'RTT/dec':>9}")
-    for cls in LIMITERS:
+    for cls in LIMITERS.values():
         limiter: Any = cls(backend, 1_000_000_000, 60)
         keys = [f"bench:{i}" for i in range(1000)]
         def decide(i: int, limiter: Any = limiter, keys: list[str] = keys) -> None:

@@ -21,18 +21,11 @@ import threading
 import time
 from typing import Callable
 
+from limiters import LIMITERS
+
 import ratelimiter
 from ratelimiter.backends import SQLiteBackend
 
-LIMITERS = {
-    "fixed_window": ratelimiter.FixedWindowRateLimiter,
-    "sliding_window": ratelimiter.SlidingWindowRateLimiter,
-    "sliding_window_counter": ratelimiter.SlidingWindowCounterRateLimiter,
-    "token_bucket": ratelimiter.TokenBucketRateLimiter,
-    "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
-    "adaptive": ratelimiter.AdaptiveRateLimiter,
-    "gcra": ratelimiter.GCRARateLimiter,
-}
 KEYS = [f"user:{i}" for i in range(1_000)]
 
 

@@ -3,9 +3,11 @@
 from collections.abc import Sequence
 from typing import Any, Callable, ClassVar, Optional
 
+from typing_extensions import Self
+
 class RateLimitResultBase:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         allowed: bool,
         key: str,
         limit: int,
@@ -15,7 +17,7 @@ class RateLimitResultBase:
         metadata: Optional[dict[str, Any]] = None,
         *,
         window: float = 0.0,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def allowed(self) -> bool: ...
     @property

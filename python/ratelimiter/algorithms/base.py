@@ -261,3 +261,27 @@ class NativeRateLimiter(BaseAlgorithm):
             f"{type(self).__name__}(backend={type(self.backend).__name__}(), "
             f"limit={self.limit}, window={self.window}, key_prefix={self.key_prefix!r})"
         )
+
+
+class WindowRateLimiter(NativeRateLimiter):
+    """A native limiter configured by ``limit`` and ``window`` alone (no extra parameters)."""
+
+    def __init__(
+        self,
+        backend: BaseBackend,
+        limit: int,
+        window: float,
+        *,
+        key_prefix: str = "",
+        config_provider: Optional[ConfigProvider] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        super().__init__(
+            backend,
+            limit,
+            window,
+            {},
+            key_prefix=key_prefix,
+            config_provider=config_provider,
+            clock=clock,
+        )
