@@ -64,26 +64,26 @@ public:
     }
 
     // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
-    py::list is_allowed_many(const py::sequence& keys, py::handle cost_arg) {
+    py::list is_allowed_many(py::handle keys, py::handle cost_arg) {
         const std::int64_t cost = to_count(cost_arg, "cost");
-        const auto n = static_cast<std::size_t>(PySequence_Size(keys.ptr()));
+        // A list or tuple is used as is (its items stay alive: the GIL is held throughout).
+        const auto seq = py::reinterpret_steal<py::object>(
+            PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
+        if (!seq) throw py::error_already_set();
+        const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
+        PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
         // Validate every key before deciding any, so a bad key changes no state.
-        std::vector<py::object> held;
-        held.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            held.push_back(keys[i]);
-            key_view(held.back(), prefix_.size());
-        }
+        std::vector<std::string_view> views(n);
+        for (std::size_t i = 0; i < n; ++i) views[i] = key_view(items[i], prefix_.size());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         Params params = current_params(window);
         py::list out(n);
         for (std::size_t i = 0; i < n; ++i) {
             aggregate_.prepare(params, now);
-            const Decision d = run(full_key(key_view(held[i], prefix_.size())), now, cost,
-                                   params, Operation::consume);
+            const Decision d = run(full_key(views[i]), now, cost, params, Operation::consume);
             aggregate_.record(d, cost, now);
-            PyObject* result = make_result(held[i].ptr(), params.limit, window, d, Algo::id);
+            PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
             if (result == nullptr) throw py::error_already_set();
             PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
         }

@@ -148,3 +148,12 @@ def test_time_going_backwards_is_safe() -> None:
         assert result.retry_after >= 0 and not math.isnan(result.retry_after)
         assert result.reset_after >= 0
         clock.now = 1_000.0
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS)
+def test_bad_key_in_a_batch_decides_nothing(cls: type, clock: FakeClock) -> None:
+    limiter = cls(MemoryBackend(), 3, 10.0, clock=clock)
+    with pytest.raises(ConfigurationError, match="key"):
+        limiter.is_allowed_many(["a", "b", 5])
+    assert limiter._impl.state("a") == [] and limiter._impl.state("b") == []
+    assert [r.allowed for r in limiter.is_allowed_many(iter(["a"] * 4))].count(True) >= 3
