@@ -31,6 +31,7 @@ from .algorithms.async_base import (
     _default_key,
     _exceeded,
     _resolve_key,
+    async_rate_limit,
 )
 from .algorithms.base import RateLimitResult
 
@@ -78,20 +79,10 @@ def rate_limit(
     def decorator(func: F) -> F:
         default_key = _default_key(func)
         if inspect.iscoroutinefunction(func):
-            checker = _as_async(limiter)
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                effective_key = _resolve_key(key, key_func, default_key, args, kwargs)
-                result = await checker.is_allowed(effective_key, cost)
-                if not result.allowed:
-                    if raise_on_limit:
-                        raise _exceeded(effective_key, result, checker.window)
-                    return None
-                return await func(*args, **kwargs)
-
-            async_wrapper.limiter = limiter  # type: ignore[attr-defined]
-            return cast(F, async_wrapper)
+            # Checked when awaited, exactly as async_rate_limit does.
+            return async_rate_limit(
+                limiter, key=key, key_func=key_func, cost=cost, raise_on_limit=raise_on_limit
+            )(func)
 
         sync = _sync_limiter(limiter)
 
