@@ -28,30 +28,14 @@ from ratelimiter import (
     TokenBucketRateLimiter,
 )
 
-LimiterFactory = Callable[[Callable[[], float], int, float], BaseAlgorithm]
-
-ALGORITHMS: dict[str, LimiterFactory] = {
-    "fixed_window": lambda clock, limit, window: FixedWindowRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "sliding_window": lambda clock, limit, window: SlidingWindowRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "sliding_counter": lambda clock, limit, window: SlidingWindowCounterRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "token_bucket": lambda clock, limit, window: TokenBucketRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "leaky_bucket": lambda clock, limit, window: LeakyBucketRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "adaptive": lambda clock, limit, window: AdaptiveRateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
-    "gcra": lambda clock, limit, window: GCRARateLimiter(
-        MemoryBackend(), limit, window, clock=clock
-    ),
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "fixed_window": FixedWindowRateLimiter,
+    "sliding_window": SlidingWindowRateLimiter,
+    "sliding_counter": SlidingWindowCounterRateLimiter,
+    "token_bucket": TokenBucketRateLimiter,
+    "leaky_bucket": LeakyBucketRateLimiter,
+    "adaptive": AdaptiveRateLimiter,
+    "gcra": GCRARateLimiter,
 }
 
 
@@ -100,9 +84,12 @@ def peak_in_any_window(times: list[float], window: float) -> int:
     )
 
 
-def run(factory: LimiterFactory, arrivals: Iterator[float], limit: int, window: float) -> Outcome:
+def run(
+    cls: type[BaseAlgorithm], arrivals: Iterator[float], limit: int, window: float
+) -> Outcome:
     now = [0.0]
-    limiter = factory(lambda: now[0], limit, window)
+    make: Callable[..., BaseAlgorithm] = cls
+    limiter = make(MemoryBackend(), limit, window, clock=lambda: now[0])
     admitted_at: list[float] = []
     waits: list[float] = []
     for t in arrivals:
@@ -136,8 +123,8 @@ def main() -> None:
         total = sum(1 for _ in pattern(limit, window))
         print(f"== {pattern_name} ({total} requests)")
         print(header)
-        for name, factory in ALGORITHMS.items():
-            o = run(factory, pattern(limit, window), limit, window)
+        for name, cls in ALGORITHMS.items():
+            o = run(cls, pattern(limit, window), limit, window)
             flag = "  <- over limit" if o.peak_in_window > limit else ""
             print(
                 f"{name:<16} {o.admitted:>8} {o.rejected:>8} {o.peak_in_window:>11} "

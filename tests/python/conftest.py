@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import threading
+from typing import Any, Callable, Optional
 
 import pytest
 
 import ratelimiter
+from ratelimiter import BaseBackend
 
 ALL_LIMITERS: list[type[ratelimiter.BaseAlgorithm]] = [
     ratelimiter.FixedWindowRateLimiter,
@@ -44,3 +46,46 @@ def make_exact(cls: type[ratelimiter.BaseAlgorithm], backend: Any, limit: int, w
         kwargs.setdefault("burst_multiplier", 1.0)
     factory: Callable[..., Any] = cls
     return factory(backend, limit, window, **kwargs)
+
+
+class DictBackend(BaseBackend):
+    """A user's own backend, the smallest useful one: a dict. Records the TTLs it was given
+    and the threads that touched it (to show where a decision ran)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.ttls: dict[str, Optional[float]] = {}
+        self.threads: set[int] = set()
+
+    def get(self, key: str) -> Optional[Any]:
+        self.threads.add(threading.get_ident())
+        return self.data.get(key)
+
+    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        self.threads.add(threading.get_ident())
+        self.data[key] = value
+        self.ttls[key] = ttl
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def incr(self, key: str, amount: int = 1) -> int:
+        self.data[key] = int(self.data.get(key, 0)) + amount
+        return int(self.data[key])
+
+    def expire(self, key: str, ttl: float) -> None:
+        self.ttls[key] = ttl
+
+    def zadd(self, key: str, score: float, member: str) -> None:
+        raise NotImplementedError
+
+    def zremrangebyscore(self, key: str, min_score: float, max_score: float) -> int:
+        raise NotImplementedError
+
+    def zcard(self, key: str) -> int:
+        raise NotImplementedError
+
+    def zrange_by_score(
+        self, key: str, min_score: float, max_score: float
+    ) -> list[tuple[str, float]]:
+        raise NotImplementedError

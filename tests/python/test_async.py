@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import pytest
+from conftest import DictBackend, FakeClock
 
 from ratelimiter import (
     AsyncRateLimiter,
-    BaseBackend,
     FixedWindowRateLimiter,
     InMemoryMetricsCollector,
     MemoryBackend,
@@ -33,14 +33,6 @@ from ratelimiter.algorithms.async_base import (
 T = TypeVar("T")
 
 
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class CountingExecutor(ThreadPoolExecutor):
     """A real thread pool that counts submissions and remembers its worker threads."""
 
@@ -59,45 +51,6 @@ class CountingExecutor(ThreadPoolExecutor):
         return super().submit(run)
 
 
-class DictBackend(BaseBackend):
-    """A user's custom BaseBackend over a dict (may block: runs in the executor)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.threads: set[int] = set()
-
-    def get(self, key: str) -> Any:
-        self.threads.add(threading.get_ident())
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def incr(self, key: str, amount: int = 1) -> int:
-        self.data[key] = int(self.data.get(key, 0)) + amount
-        return int(self.data[key])
-
-    def expire(self, key: str, ttl: float) -> None:
-        pass
-
-    def zadd(self, key: str, score: float, member: str) -> None:
-        raise NotImplementedError
-
-    def zremrangebyscore(self, key: str, min_score: float, max_score: float) -> int:
-        raise NotImplementedError
-
-    def zcard(self, key: str) -> int:
-        raise NotImplementedError
-
-    def zrange_by_score(
-        self, key: str, min_score: float, max_score: float
-    ) -> list[tuple[str, float]]:
-        raise NotImplementedError
-
-
 def test_documented_module_paths() -> None:
     assert AsyncRateLimiter is AsyncRateLimiterFromModule
     assert async_rate_limit is async_rate_limit_from_module
@@ -105,7 +58,7 @@ def test_documented_module_paths() -> None:
 
 def test_memory_backend_is_called_directly_on_the_loop() -> None:
     executor = CountingExecutor()
-    limiter = FixedWindowRateLimiter(MemoryBackend(), limit=5, window=60, clock=Clock())
+    limiter = FixedWindowRateLimiter(MemoryBackend(), limit=5, window=60, clock=FakeClock())
     alimiter = AsyncRateLimiter(limiter, executor=executor)
 
     async def run() -> list[bool]:
@@ -119,7 +72,7 @@ def test_memory_backend_is_called_directly_on_the_loop() -> None:
 def test_blocking_backend_runs_in_the_executor() -> None:
     executor = CountingExecutor()
     backend = DictBackend()
-    limiter = FixedWindowRateLimiter(backend, limit=3, window=60, clock=Clock())
+    limiter = FixedWindowRateLimiter(backend, limit=3, window=60, clock=FakeClock())
     alimiter = AsyncRateLimiter(limiter, executor=executor)
 
     async def run() -> tuple[list[bool], int]:
@@ -139,7 +92,7 @@ def test_blocking_backend_runs_in_the_executor() -> None:
 
 def test_default_executor_is_the_loops() -> None:
     backend = DictBackend()
-    alimiter = AsyncRateLimiter(FixedWindowRateLimiter(backend, 2, 60, clock=Clock()))
+    alimiter = AsyncRateLimiter(FixedWindowRateLimiter(backend, 2, 60, clock=FakeClock()))
     assert alimiter.executor is None
 
     async def run() -> int:
@@ -154,7 +107,7 @@ def test_sqlite_backend_runs_in_executor_and_is_exact(tmp_path: Path) -> None:
     sqlite_mod = pytest.importorskip("ratelimiter.backends.sqlite_backend")
     backend = sqlite_mod.SQLiteBackend(str(tmp_path / "rl.db"))
     executor = CountingExecutor()
-    limiter = SlidingWindowRateLimiter(backend, limit=20, window=60, clock=Clock())
+    limiter = SlidingWindowRateLimiter(backend, limit=20, window=60, clock=FakeClock())
     alimiter = AsyncRateLimiter(limiter, executor=executor)
 
     async def run() -> list[RateLimitResult]:
@@ -168,7 +121,7 @@ def test_sqlite_backend_runs_in_executor_and_is_exact(tmp_path: Path) -> None:
 
 
 def test_concurrent_tasks_on_memory_admit_exactly_limit() -> None:
-    limiter = TokenBucketRateLimiter(MemoryBackend(), limit=50, window=60, clock=Clock())
+    limiter = TokenBucketRateLimiter(MemoryBackend(), limit=50, window=60, clock=FakeClock())
     alimiter = AsyncRateLimiter(limiter)
 
     async def run() -> list[RateLimitResult]:
@@ -179,7 +132,7 @@ def test_concurrent_tasks_on_memory_admit_exactly_limit() -> None:
 
 
 def test_properties_peek_reset_repr() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = FixedWindowRateLimiter(MemoryBackend(), limit=4, window=30, clock=clock)
     alimiter = AsyncRateLimiter(limiter)
     assert alimiter.limit == 4
@@ -271,7 +224,7 @@ def test_observable_limiter_on_async_backend_records() -> None:
 
 
 def test_async_rate_limit_with_async_limiter() -> None:
-    clock = Clock()
+    clock = FakeClock()
     alimiter = AsyncRateLimiter(TokenBucketRateLimiter(MemoryBackend(), 2, 2, clock=clock))
 
     @async_rate_limit(alimiter, key_func=lambda uid, **_: f"user:{uid}")
@@ -296,7 +249,7 @@ def test_async_rate_limit_with_async_limiter() -> None:
 
 
 def test_async_rate_limit_with_sync_limiter_and_defaults() -> None:
-    limiter = FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=Clock())
+    limiter = FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=FakeClock())
     calls = 0
 
     @async_rate_limit(limiter, raise_on_limit=False)

@@ -7,21 +7,13 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import ALL_LIMITERS, make_exact
+from conftest import ALL_LIMITERS, FakeClock, make_exact
 
 import ratelimiter
 from ratelimiter import ConfigProvider, DynamicConfig, MemoryBackend
 from ratelimiter.config import ConfigProvider as ConfigProviderFromModule
 from ratelimiter.config import DynamicConfig as DynamicConfigFromModule
 from ratelimiter.exceptions import ConfigurationError
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_documented_paths() -> None:
@@ -134,7 +126,7 @@ COUNTING = (
 
 @pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
 def test_limit_change_takes_effect_on_next_call(cls: type[ratelimiter.BaseAlgorithm]) -> None:
-    clock = Clock()
+    clock = FakeClock()
     cfg = DynamicConfig(limit=2, window=60)
     limiter = make_exact(cls, MemoryBackend(), 2, 60, clock=clock, config_provider=cfg)
     assert [limiter.is_allowed("k").allowed for _ in range(3)] == [True, True, False]
@@ -157,7 +149,7 @@ def test_limit_change_takes_effect_on_next_call(cls: type[ratelimiter.BaseAlgori
     ids=lambda c: c.__name__,
 )
 def test_derived_rate_follows_new_window(cls: type[ratelimiter.BaseAlgorithm]) -> None:
-    clock = Clock()
+    clock = FakeClock()
     cfg = DynamicConfig(limit=10, window=10)  # 1 per second
     limiter = make_exact(cls, MemoryBackend(), 10, 10, clock=clock, config_provider=cfg)
     assert sum(limiter.is_allowed("k").allowed for _ in range(12)) == 10

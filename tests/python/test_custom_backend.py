@@ -3,50 +3,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
 
 import pytest
-from conftest import ALL_LIMITERS, FakeClock, make_exact
+from conftest import ALL_LIMITERS, DictBackend, FakeClock, make_exact
 
-from ratelimiter import BackendError, BaseBackend, MemoryBackend
-
-
-class DictBackend(BaseBackend):
-    """The smallest useful custom backend: a dict; records TTLs it was given."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.ttls: dict[str, Optional[float]] = {}
-
-    def get(self, key: str) -> Optional[Any]:
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
-        self.data[key] = value
-        self.ttls[key] = ttl
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def incr(self, key: str, amount: int = 1) -> int:
-        self.data[key] = self.data.get(key, 0) + amount
-        return int(self.data[key])
-
-    def expire(self, key: str, ttl: float) -> None:
-        self.ttls[key] = ttl
-
-    def zadd(self, key: str, score: float, member: str) -> None:
-        raise NotImplementedError
-
-    def zremrangebyscore(self, key: str, min_score: float, max_score: float) -> int:
-        raise NotImplementedError
-
-    def zcard(self, key: str) -> int:
-        raise NotImplementedError
-
-    def zrange_by_score(self, key: str, min_score: float,
-                        max_score: float) -> list[tuple[str, float]]:
-        raise NotImplementedError
+from ratelimiter import BackendError, MemoryBackend
 
 
 @pytest.mark.parametrize("cls", ALL_LIMITERS)

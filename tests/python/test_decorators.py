@@ -7,6 +7,7 @@ import functools
 import math
 
 import pytest
+from conftest import FakeClock
 
 from ratelimiter import (
     AsyncRateLimiter,
@@ -21,21 +22,13 @@ from ratelimiter.decorators import rate_limit as rate_limit_from_module
 from ratelimiter.exceptions import RateLimitError
 
 
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def fake_clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def limiter(fake_clock: Clock) -> TokenBucketRateLimiter:
+def limiter(fake_clock: FakeClock) -> TokenBucketRateLimiter:
     return TokenBucketRateLimiter(MemoryBackend(), limit=3, window=3, clock=fake_clock)
 
 
@@ -44,7 +37,7 @@ def test_module_path_is_documented_one() -> None:
 
 
 def test_sync_admits_limit_then_raises_with_details(
-    limiter: TokenBucketRateLimiter, fake_clock: Clock
+    limiter: TokenBucketRateLimiter, fake_clock: FakeClock
 ) -> None:
     calls: list[int] = []
 
@@ -225,7 +218,7 @@ def test_method_and_partial_async_detection(limiter: TokenBucketRateLimiter) -> 
 # --------------------------------------------------------------------------- context manager
 
 
-def test_context_manager_sync(fake_clock: Clock) -> None:
+def test_context_manager_sync(fake_clock: FakeClock) -> None:
     limiter = FixedWindowRateLimiter(MemoryBackend(), limit=2, window=10, clock=fake_clock)
     with RateLimitContext(limiter, "job") as ctx:
         assert ctx.result is not None

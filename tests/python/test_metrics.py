@@ -8,6 +8,7 @@ from typing import Optional
 
 import httpx
 import pytest
+from conftest import FakeClock
 from flask import Flask
 from http_servers import serve_wsgi
 
@@ -24,18 +25,10 @@ from ratelimiter.metrics import InMemoryMetricsCollector as FromModule
 from ratelimiter.middleware import RateLimitMiddleware
 
 
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def observed() -> Iterator[tuple[ObservableRateLimiter, InMemoryMetricsCollector]]:
     metrics = InMemoryMetricsCollector()
-    limiter = SlidingWindowRateLimiter(MemoryBackend(), limit=10, window=1, clock=Clock())
+    limiter = SlidingWindowRateLimiter(MemoryBackend(), limit=10, window=1, clock=FakeClock())
     yield ObservableRateLimiter(limiter, metrics), metrics
 
 
@@ -84,7 +77,7 @@ def test_reset_one_key_and_all(
 def test_max_keys_bounds_memory_but_totals_stay_exact() -> None:
     metrics = InMemoryMetricsCollector(max_keys=3)
     limiter = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=Clock()), metrics
+        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=FakeClock()), metrics
     )
     for i in range(10):
         limiter.is_allowed(f"k{i}")
@@ -101,7 +94,7 @@ def test_max_keys_bounds_memory_but_totals_stay_exact() -> None:
 def test_thread_safe_counts() -> None:
     metrics = InMemoryMetricsCollector()
     limiter = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 100, 60, clock=Clock()), metrics
+        FixedWindowRateLimiter(MemoryBackend(), 100, 60, clock=FakeClock()), metrics
     )
 
     def hammer() -> None:
@@ -119,7 +112,7 @@ def test_thread_safe_counts() -> None:
 
 
 def test_observable_proxies_every_attribute() -> None:
-    inner = FixedWindowRateLimiter(MemoryBackend(), 3, 30, key_prefix="p:", clock=Clock())
+    inner = FixedWindowRateLimiter(MemoryBackend(), 3, 30, key_prefix="p:", clock=FakeClock())
     metrics = InMemoryMetricsCollector()
     limiter = ObservableRateLimiter(inner, metrics)
     assert limiter.limit == 3
@@ -146,7 +139,7 @@ def test_custom_collector_receives_key_and_result() -> None:
             seen.append((key, result.allowed))
 
     limiter = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=Clock()), Recorder()
+        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=FakeClock()), Recorder()
     )
     limiter.is_allowed("x")
     limiter.is_allowed("x")
@@ -158,7 +151,7 @@ def test_custom_collector_receives_key_and_result() -> None:
 def test_observable_limiter_behind_wsgi_middleware() -> None:
     metrics = InMemoryMetricsCollector()
     limiter = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 2, 60, clock=Clock()), metrics
+        FixedWindowRateLimiter(MemoryBackend(), 2, 60, clock=FakeClock()), metrics
     )
     app = Flask(__name__)
 
@@ -181,11 +174,11 @@ def test_prometheus_counters_by_limiter_and_decision_only() -> None:
 
     registry = prometheus_client.CollectorRegistry()
     api = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 2, 60, clock=Clock()),
+        FixedWindowRateLimiter(MemoryBackend(), 2, 60, clock=FakeClock()),
         PrometheusMetricsCollector("api", registry=registry),
     )
     login = ObservableRateLimiter(
-        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=Clock()),
+        FixedWindowRateLimiter(MemoryBackend(), 1, 60, clock=FakeClock()),
         PrometheusMetricsCollector("login", registry=registry),
     )
     for i in range(5):

@@ -12,13 +12,13 @@ from typing import Any, Optional
 import httpx
 import pytest
 import websockets.sync.client
+from conftest import DictBackend, FakeClock
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse
 from http_servers import serve_asgi
 
 from ratelimiter import (
     AsyncRateLimiter,
-    BaseBackend,
     FixedWindowRateLimiter,
     MemoryBackend,
 )
@@ -26,14 +26,6 @@ from ratelimiter.key_funcs import asgi_ip_func
 from ratelimiter.middleware import AsyncRateLimitMiddleware
 
 BODY_429 = {"error": "rate limit exceeded"}
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_fastapi() -> FastAPI:
@@ -79,11 +71,13 @@ def make_fastapi() -> FastAPI:
 
 
 @pytest.fixture
-def fake_clock() -> Clock:
-    return Clock()
+def fake_clock() -> FakeClock:
+    return FakeClock()
 
 
-def fixed(limit: int, clock: Clock, window: float = 60, **kwargs: Any) -> FixedWindowRateLimiter:
+def fixed(
+    limit: int, clock: FakeClock, window: float = 60, **kwargs: Any
+) -> FixedWindowRateLimiter:
     return FixedWindowRateLimiter(MemoryBackend(), limit=limit, window=window, clock=clock,
                                   **kwargs)
 
@@ -100,7 +94,9 @@ def added(limiter: Any, **kwargs: Any) -> FastAPI:
     return app
 
 
-def test_limit_5_exactly_then_429_add_middleware(fake_clock: Clock, client: httpx.Client) -> None:
+def test_limit_5_exactly_then_429_add_middleware(
+    fake_clock: FakeClock, client: httpx.Client
+) -> None:
     with serve_asgi(added(fixed(5, fake_clock))) as url:
         for i in range(5):
             r = client.get(url + "/")
@@ -121,18 +117,18 @@ def test_limit_5_exactly_then_429_add_middleware(fake_clock: Clock, client: http
         assert client.get(url + "/").status_code == 200
 
 
-def test_wrapper_form_and_async_rate_limiter(fake_clock: Clock, client: httpx.Client) -> None:
+def test_wrapper_form_and_async_rate_limiter(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = AsyncRateLimitMiddleware(make_fastapi(), AsyncRateLimiter(fixed(3, fake_clock)))
     with serve_asgi(app) as url:
         assert [client.get(url + "/").status_code for _ in range(5)] == [200] * 3 + [429] * 2
 
 
-def test_lifespan_passes_through(fake_clock: Clock, client: httpx.Client) -> None:
+def test_lifespan_passes_through(fake_clock: FakeClock, client: httpx.Client) -> None:
     with serve_asgi(added(fixed(5, fake_clock)), lifespan="on") as url:
         assert client.get(url + "/started").json() == {"started": True}
 
 
-def test_websocket_passes_through(fake_clock: Clock, client: httpx.Client) -> None:
+def test_websocket_passes_through(fake_clock: FakeClock, client: httpx.Client) -> None:
     with serve_asgi(added(fixed(1, fake_clock))) as url:
         assert client.get(url + "/").status_code == 200
         assert client.get(url + "/").status_code == 429
@@ -143,7 +139,7 @@ def test_websocket_passes_through(fake_clock: Clock, client: httpx.Client) -> No
                 assert ws.recv() == f"echo:hi{i}"
 
 
-def test_exempt_paths_and_options(fake_clock: Clock, client: httpx.Client) -> None:
+def test_exempt_paths_and_options(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = added(fixed(2, fake_clock), exempt_paths=["/health"])
     with serve_asgi(app) as url:
         for _ in range(10):
@@ -154,7 +150,7 @@ def test_exempt_paths_and_options(fake_clock: Clock, client: httpx.Client) -> No
         assert [client.get(url + "/").status_code for _ in range(3)] == [200, 200, 429]
 
 
-def test_per_route_cost(fake_clock: Clock, client: httpx.Client) -> None:
+def test_per_route_cost(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = added(fixed(10, fake_clock), cost={"/api/search": 5})
     with serve_asgi(app) as url:
         r = client.get(url + "/api/search")
@@ -165,7 +161,7 @@ def test_per_route_cost(fake_clock: Clock, client: httpx.Client) -> None:
         assert client.get(url + "/").status_code == 429
 
 
-def test_per_route_limiter_and_cost_callables(fake_clock: Clock, client: httpx.Client) -> None:
+def test_per_route_limiter_and_cost_callables(fake_clock: FakeClock, client: httpx.Client) -> None:
     strict = fixed(2, fake_clock, key_prefix="strict:")
 
     def pick(scope: Any) -> Optional[Any]:
@@ -184,7 +180,7 @@ def test_per_route_limiter_and_cost_callables(fake_clock: Clock, client: httpx.C
 
 
 @pytest.mark.parametrize("style", ["x-ratelimit", "ietf", "both"])
-def test_header_styles(style: str, fake_clock: Clock, client: httpx.Client) -> None:
+def test_header_styles(style: str, fake_clock: FakeClock, client: httpx.Client) -> None:
     with serve_asgi(added(fixed(1, fake_clock), header_style=style)) as url:
         r = client.get(url + "/")
         assert ("ratelimit" in r.headers) is (style != "x-ratelimit")
@@ -197,14 +193,14 @@ def test_header_styles(style: str, fake_clock: Clock, client: httpx.Client) -> N
             assert r.headers["ratelimit"] == '"default";r=0;t=20'
 
 
-def test_app_headers_are_kept(fake_clock: Clock, client: httpx.Client) -> None:
+def test_app_headers_are_kept(fake_clock: FakeClock, client: httpx.Client) -> None:
     with serve_asgi(added(fixed(5, fake_clock))) as url:
         r = client.get(url + "/own-headers")
         assert r.headers.get_list("x-ratelimit-limit") == ["app-set"]
         assert r.headers["x-ratelimit-remaining"] == "4"
 
 
-def test_spoofed_forwarded_for_untrusted_peer(fake_clock: Clock, client: httpx.Client) -> None:
+def test_spoofed_forwarded_for_untrusted_peer(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = added(fixed(9, fake_clock))  # default key: the peer address
     app2 = added(fixed(9, fake_clock), key_func=asgi_ip_func(trusted_proxies=["10.0.0.0/8"]))
     for application in (app, app2):
@@ -218,7 +214,7 @@ def test_spoofed_forwarded_for_untrusted_peer(fake_clock: Clock, client: httpx.C
 
 
 def test_behind_trusted_proxy_keyed_by_real_client(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     key_func = asgi_ip_func(trusted_proxies=["127.0.0.1/32"])
     with serve_asgi(added(fixed(2, fake_clock), key_func=key_func)) as url:
@@ -230,7 +226,7 @@ def test_behind_trusted_proxy_keyed_by_real_client(
     assert b == [200, 200, 429]
 
 
-def test_async_key_func(fake_clock: Clock, client: httpx.Client) -> None:
+def test_async_key_func(fake_clock: FakeClock, client: httpx.Client) -> None:
     async def by_header(scope: Any) -> str:
         await asyncio.sleep(0)
         headers: dict[bytes, bytes] = dict(scope["headers"])
@@ -242,51 +238,10 @@ def test_async_key_func(fake_clock: Clock, client: httpx.Client) -> None:
         assert client.get(url + "/", headers={"X-User": "b"}).status_code == 200
 
 
-class ThreadRecordingBackend(BaseBackend):
-    """A user's custom backend (dict storage) that records which threads touch it."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-        self.threads: set[int] = set()
-        self.lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        self.threads.add(threading.get_ident())
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
-        self.threads.add(threading.get_ident())
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def incr(self, key: str, amount: int = 1) -> int:
-        self.data[key] = int(self.data.get(key, 0)) + amount
-        return int(self.data[key])
-
-    def expire(self, key: str, ttl: float) -> None:
-        pass
-
-    def zadd(self, key: str, score: float, member: str) -> None:
-        raise NotImplementedError
-
-    def zremrangebyscore(self, key: str, min_score: float, max_score: float) -> int:
-        raise NotImplementedError
-
-    def zcard(self, key: str) -> int:
-        raise NotImplementedError
-
-    def zrange_by_score(
-        self, key: str, min_score: float, max_score: float
-    ) -> list[tuple[str, float]]:
-        raise NotImplementedError
-
-
 def test_blocking_backend_runs_off_the_event_loop(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
-    backend = ThreadRecordingBackend()
+    backend = DictBackend()
     limiter = FixedWindowRateLimiter(backend, limit=3, window=60, clock=fake_clock)
     loop_threads: set[int] = set()
 
@@ -305,7 +260,7 @@ def test_blocking_backend_runs_off_the_event_loop(
     assert not backend.threads & loop_threads
 
 
-def test_concurrent_requests_one_key_admit_exactly_limit(fake_clock: Clock) -> None:
+def test_concurrent_requests_one_key_admit_exactly_limit(fake_clock: FakeClock) -> None:
     async def burst(url: str) -> list[int]:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as c:
             responses = await asyncio.gather(*(c.get(url + "/") for _ in range(200)))
@@ -323,7 +278,7 @@ def test_non_http_scope_passes_through_unit() -> None:
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
 
-    limiter = fixed(1, Clock())
+    limiter = fixed(1, FakeClock())
     middleware = AsyncRateLimitMiddleware(inner, limiter)
 
     async def main() -> None:
@@ -345,7 +300,7 @@ def test_429_body_is_valid_json_bytes() -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    limiter = fixed(1, Clock())
+    limiter = fixed(1, FakeClock())
     limiter.is_allowed("192.0.2.1")
     middleware = AsyncRateLimitMiddleware(inner, limiter)
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [],

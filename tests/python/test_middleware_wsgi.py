@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import FakeClock
 from flask import Flask, Response
 from http_servers import serve_wsgi
 
@@ -21,14 +22,6 @@ from ratelimiter.key_funcs import wsgi_api_key_func, wsgi_ip_func
 from ratelimiter.middleware import RateLimitMiddleware
 
 BODY_429 = {"error": "rate limit exceeded"}
-
-
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make_flask() -> Flask:
@@ -64,11 +57,13 @@ def make_flask() -> Flask:
 
 
 @pytest.fixture
-def fake_clock() -> Clock:
-    return Clock()
+def fake_clock() -> FakeClock:
+    return FakeClock()
 
 
-def fixed(limit: int, clock: Clock, window: float = 60, **kwargs: Any) -> FixedWindowRateLimiter:
+def fixed(
+    limit: int, clock: FakeClock, window: float = 60, **kwargs: Any
+) -> FixedWindowRateLimiter:
     return FixedWindowRateLimiter(MemoryBackend(), limit=limit, window=window, clock=clock,
                                   **kwargs)
 
@@ -80,7 +75,7 @@ def client() -> Iterator[httpx.Client]:
 
 
 def test_limit_5_admits_exactly_5_then_429_with_headers_and_body(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(5, fake_clock))
     with serve_wsgi(app) as url:
@@ -116,7 +111,7 @@ def test_limit_5_admits_exactly_5_then_429_with_headers_and_body(
 
 
 def test_exempt_paths_and_methods_are_never_limited(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(2, fake_clock), exempt_paths=["/health"])
     with serve_wsgi(app) as url:
@@ -130,7 +125,7 @@ def test_exempt_paths_and_methods_are_never_limited(
         assert client.get(url + "/health").status_code == 200
 
 
-def test_exempt_prefix_and_no_exempt_methods(fake_clock: Clock, client: httpx.Client) -> None:
+def test_exempt_prefix_and_no_exempt_methods(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = RateLimitMiddleware(
         make_flask(), fixed(1, fake_clock), exempt_paths=["/api/*"], exempt_methods=()
     )
@@ -140,7 +135,7 @@ def test_exempt_prefix_and_no_exempt_methods(fake_clock: Clock, client: httpx.Cl
         assert client.get(url + "/").status_code == 429
 
 
-def test_per_route_cost_mapping(fake_clock: Clock, client: httpx.Client) -> None:
+def test_per_route_cost_mapping(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(10, fake_clock), cost={"/api/search": 5})
     with serve_wsgi(app) as url:
         r = client.get(url + "/api/search")
@@ -153,7 +148,7 @@ def test_per_route_cost_mapping(fake_clock: Clock, client: httpx.Client) -> None
         assert [client.get(url + "/").status_code for _ in range(5)] == [200] * 4 + [429]
 
 
-def test_per_route_cost_callable(fake_clock: Clock, client: httpx.Client) -> None:
+def test_per_route_cost_callable(fake_clock: FakeClock, client: httpx.Client) -> None:
     def cost(environ: dict[str, Any]) -> int:
         return 3 if environ["REQUEST_METHOD"] == "POST" else 1
 
@@ -166,7 +161,7 @@ def test_per_route_cost_callable(fake_clock: Clock, client: httpx.Client) -> Non
 
 
 def test_cost_larger_than_capacity_rejected_without_retry_after(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(3, fake_clock), cost={"/api/search": 5})
     with serve_wsgi(app) as url:
@@ -178,7 +173,7 @@ def test_cost_larger_than_capacity_rejected_without_retry_after(
         assert client.get(url + "/").status_code == 200
 
 
-def test_per_route_limiter_mapping(fake_clock: Clock, client: httpx.Client) -> None:
+def test_per_route_limiter_mapping(fake_clock: FakeClock, client: httpx.Client) -> None:
     login = fixed(1, fake_clock, key_prefix="login:")
     app = RateLimitMiddleware(
         make_flask(), fixed(100, fake_clock), route_limiters={"POST /login": login}
@@ -192,7 +187,7 @@ def test_per_route_limiter_mapping(fake_clock: Clock, client: httpx.Client) -> N
 
 
 def test_per_route_limiter_callable_and_async_limiter(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     premium = AsyncRateLimiter(fixed(3, fake_clock, key_prefix="premium:"))
 
@@ -208,7 +203,7 @@ def test_per_route_limiter_callable_and_async_limiter(
 
 
 @pytest.mark.parametrize("style", ["ietf", "both"])
-def test_header_styles(style: str, fake_clock: Clock, client: httpx.Client) -> None:
+def test_header_styles(style: str, fake_clock: FakeClock, client: httpx.Client) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(1, fake_clock), header_style=style)  # type: ignore[arg-type]
     with serve_wsgi(app) as url:
         r = client.get(url + "/")
@@ -222,7 +217,7 @@ def test_header_styles(style: str, fake_clock: Clock, client: httpx.Client) -> N
         assert r.headers["Content-Length"] == "32"
 
 
-def test_app_headers_are_not_overwritten(fake_clock: Clock, client: httpx.Client) -> None:
+def test_app_headers_are_not_overwritten(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(5, fake_clock))
     with serve_wsgi(app) as url:
         r = client.get(url + "/own-headers")
@@ -231,7 +226,7 @@ def test_app_headers_are_not_overwritten(fake_clock: Clock, client: httpx.Client
 
 
 def test_spoofed_forwarded_for_from_untrusted_peer_default_key(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     app = RateLimitMiddleware(make_flask(), fixed(7, fake_clock))
     with serve_wsgi(app) as url:
@@ -245,7 +240,7 @@ def test_spoofed_forwarded_for_from_untrusted_peer_default_key(
 
 
 def test_spoofed_forwarded_for_untrusted_peer_with_trusted_proxies(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     key_func = wsgi_ip_func(trusted_proxies=["10.0.0.0/8", "192.168.0.0/16"])
     app = RateLimitMiddleware(make_flask(), fixed(7, fake_clock), key_func=key_func)
@@ -259,7 +254,7 @@ def test_spoofed_forwarded_for_untrusted_peer_with_trusted_proxies(
 
 
 def test_behind_trusted_proxy_keyed_by_real_client(
-    fake_clock: Clock, client: httpx.Client
+    fake_clock: FakeClock, client: httpx.Client
 ) -> None:
     # The test client plays the proxy (127.0.0.1): it appends the real client's address.
     seen: list[str] = []
@@ -286,7 +281,7 @@ def test_behind_trusted_proxy_keyed_by_real_client(
     assert set(seen) == {"198.51.100.7", "198.51.100.8"}
 
 
-def test_api_key_func_keys_by_hashed_key(fake_clock: Clock, client: httpx.Client) -> None:
+def test_api_key_func_keys_by_hashed_key(fake_clock: FakeClock, client: httpx.Client) -> None:
     keys: list[str] = []
     key_func = wsgi_api_key_func("X-API-Key")
 
@@ -305,7 +300,7 @@ def test_api_key_func_keys_by_hashed_key(fake_clock: Clock, client: httpx.Client
 
 
 def test_token_bucket_retry_after_is_exact(client: httpx.Client) -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = TokenBucketRateLimiter(MemoryBackend(), limit=2, window=10, clock=clock)
     app = RateLimitMiddleware(make_flask(), limiter)
     with serve_wsgi(app) as url:
@@ -317,7 +312,7 @@ def test_token_bucket_retry_after_is_exact(client: httpx.Client) -> None:
         assert client.get(url + "/").status_code == 200
 
 
-def test_plain_wsgi_app_without_framework(fake_clock: Clock, client: httpx.Client) -> None:
+def test_plain_wsgi_app_without_framework(fake_clock: FakeClock, client: httpx.Client) -> None:
     def raw_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
         return [b"hi"]
@@ -344,7 +339,7 @@ def test_plain_wsgi_app_without_framework(fake_clock: Clock, client: httpx.Clien
 )
 def test_invalid_configuration_raises_value_error(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        RateLimitMiddleware(make_flask(), fixed(1, Clock()), **kwargs)
+        RateLimitMiddleware(make_flask(), fixed(1, FakeClock()), **kwargs)
 
 
 def test_limiter_must_have_is_allowed() -> None:

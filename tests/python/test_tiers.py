@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import httpx
 import pytest
+from conftest import FakeClock
 from flask import Flask
 from http_servers import serve_wsgi
 
@@ -16,14 +17,6 @@ from ratelimiter.tiers import TieredLimits
 KEYS = {"f": "free", "p": "pro", "e": "enterprise", "weird": "platinum"}
 
 
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_tiers(**kwargs: Any) -> TieredLimits:
     return TieredLimits.build(
         MemoryBackend(),
@@ -32,7 +25,7 @@ def make_tiers(**kwargs: Any) -> TieredLimits:
         algorithm=SlidingWindowRateLimiter,
         costs={"/api/search": 5, "/api/export/*": 20, "POST /api/items": 2},
         plan_for_key=KEYS.get,
-        clock=Clock(),
+        clock=FakeClock(),
         **kwargs,
     )
 
