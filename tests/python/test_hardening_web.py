@@ -19,6 +19,8 @@ import httpx
 import pytest
 import redis.asyncio
 from http_servers import serve_asgi, serve_wsgi
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis_server import RedisServer
 
 from ratelimiter import (
@@ -244,7 +246,7 @@ async def _guarded(coro: Any) -> Any:
 
 def test_async_backend_bounds_a_stopped_redis_then_resumes(redis_server: RedisServer) -> None:
     async def scenario() -> None:
-        limiter = _limiter(redis_server, timeout=0.5)
+        limiter = _limiter(redis_server, timeout=1.0)
         assert await _admitted(limiter, "before", 1) == 1  # connection pool warm
         _signal(redis_server, signal.SIGSTOP)
         try:
@@ -269,7 +271,7 @@ def test_async_backend_on_error_answers_for_a_stopped_redis(
     redis_server: RedisServer, policy: str
 ) -> None:
     async def scenario() -> None:
-        limiter = _limiter(redis_server, timeout=0.5, on_error=policy)
+        limiter = _limiter(redis_server, timeout=1.0, on_error=policy)
         assert await _admitted(limiter, "before", 1) == 1
         _signal(redis_server, signal.SIGSTOP)
         try:
@@ -297,8 +299,8 @@ def test_async_backend_killed_redis_raises_then_recovers_on_restart(
     redis_server: RedisServer,
 ) -> None:
     async def scenario() -> None:
-        raising = _limiter(redis_server, timeout=0.5)
-        failing_open = _limiter(redis_server, timeout=0.5, on_error="allow")
+        raising = _limiter(redis_server, timeout=1.0)
+        failing_open = _limiter(redis_server, timeout=1.0, on_error="allow")
         assert await _admitted(raising, "before", 1) == 1
         assert await _admitted(failing_open, "before", 1) == 1
         redis_server.kill()
@@ -327,8 +329,9 @@ def test_async_backend_refused_connection_is_a_connection_error(
     redis_server.kill()
 
     async def scenario() -> None:
-        client = redis.asyncio.Redis(host="127.0.0.1", port=port)
-        backend = AsyncRedisBackend(client, timeout=None)
+        # A client that fails fast (no retries): the refusal itself reaches the caller.
+        client = redis.asyncio.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+        backend = AsyncRedisBackend(client, timeout=1.0)
         limiter = TokenBucketRateLimiter(backend, limit=3, window=3600)
         with pytest.raises(BackendConnectionError):
             await _guarded(limiter.is_allowed_async("k"))
