@@ -19,7 +19,8 @@ functions therefore never use the leftmost entry:
   the app connects from). A client connecting directly from a public address can write
   any header it likes, so its header is ignored and the peer address is the key.
 * A missing, malformed or oversized header (more than 4096 characters), or one with fewer
-  entries than ``num_proxies``, means the peer address is used. Nothing here raises.
+  entries than ``num_proxies``, means the peer address is used. The IP functions never
+  raise on request input.
 
 Addresses are normalised: ``::ffff:192.0.2.1`` is ``192.0.2.1``, IPv6 is compressed, and
 with ``ipv6_prefix=64`` an IPv6 client is keyed by its /64 network (a host usually owns a
