@@ -12,7 +12,7 @@ from .. import _core
 from ..backends.base import BaseBackend
 from ..backends.memory import MemoryBackend
 from ..config import ConfigProvider
-from ..exceptions import ConfigurationTypeError
+from ..exceptions import BackendError, ConfigurationTypeError
 
 __all__ = ["BaseAlgorithm", "RateLimitResult"]
 
@@ -251,7 +251,14 @@ class NativeRateLimiter(BaseAlgorithm):
         name, full_key, args, limit, window, now, cost = self._impl._redis_call(
             key, cost, peek, backend.use_server_time, binary
         )
-        reply = await backend.run_script(name, backend.storage_key(full_key, name), args)
+        try:
+            reply = await backend.run_script(name, backend.storage_key(full_key, name), args)
+        except BackendError:
+            # The backend's on_error policy answers instead, as RedisStore::decide does.
+            if getattr(backend, "on_error", "raise") == "raise":
+                raise
+            fallback: RateLimitResult = backend.fallback_result(key, limit, window)
+            return fallback
         parts = [reply] if isinstance(reply, (bytes, str)) else list(reply)
         result: RateLimitResult = self._impl._redis_result(key, parts, limit, window, now, cost)
         return result
