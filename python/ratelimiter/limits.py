@@ -220,5 +220,5 @@ def _parse_item(raw: str, text: str) -> Limit:
             window = math.inf
         if not math.isfinite(window) or window <= 0:
             raise bad(f"window must be a finite number of seconds > 0, got "
-                      f"{multiplier_text} {unit}s")
+                      f"{_show(multiplier_text)} {unit}s")
     return Limit(amount, window)
