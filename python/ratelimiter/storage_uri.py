@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Callable
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from .backends.base import BaseBackend
 from .backends.memory import MemoryBackend
@@ -148,13 +148,13 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
 
 
 def _query(uri: str, text: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
-    except ValueError:
-        raise ConfigurationError(f"storage uri {_mask(uri)!r}: malformed query {text!r}") \
-            from None
+    """``?a=1&b=2`` as a dict; a repeated, nameless or valueless option is an error."""
     query: dict[str, str] = {}
-    for name, value in pairs:
+    for pair in text.split("&") if text else ():
+        name, _, value = (unquote_plus(part) for part in pair.partition("="))
+        if not name:
+            raise ConfigurationError(
+                f"storage uri {_mask(uri)!r}: malformed query (an option without a name)")
         if name in query:
             raise ConfigurationError(f"storage uri {_mask(uri)!r}: option {name!r} given twice")
         if not value:
