@@ -4,7 +4,10 @@ redis-server over TCP and its unix socket), query options, and clear errors."""
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +184,58 @@ def test_rediss_builds_a_tls_client() -> None:
         "127.0.0.1", 6380, 1, "pw")
     assert kwargs["ssl_cert_reqs"] == "none"
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.3, 0.2)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """redis-server speaking only TLS on a free loopback port, with a self-signed cert for
+    IP 127.0.0.1; yields ``(port, cert_path)``."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60)
+    port = _free_port()
+    process = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", "0", "--tls-port", str(port),
+         "--bind", "127.0.0.1", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(cert),
+                        socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # wait for the server to answer (startup, not a timing assertion)
+            try:
+                if probe.ping():
+                    break
+            except redis.exceptions.RedisError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("redis-server with TLS did not start")
+                time.sleep(0.02)
+        yield port, cert
+    finally:
+        probe.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
+    port, cert = tls_server
+    backend = backend_from_uri(
+        f"rediss://127.0.0.1:{port}/5?ssl_cert_reqs=required&ssl_ca_certs={cert}"
+        f"&use_server_time=false")
+    assert admitted(backend, 8) == 5
+    check = redis.Redis(host="127.0.0.1", port=port, db=5, ssl=True, ssl_ca_certs=str(cert))
+    assert check.keys() == [b"rl:{k}:fixed_window"]
+    check.close()
+    # A client that does not trust the certificate fails to connect: TLS is really checked.
+    untrusted = backend_from_uri(f"rediss://127.0.0.1:{port}/5?ssl_cert_reqs=required")
+    with pytest.raises(BackendError):
+        admitted(untrusted, 1)
 
 
 # --- errors -----------------------------------------------------------------------------
