@@ -117,6 +117,7 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
     """
     if not isinstance(uri, str):
         raise ConfigurationTypeError(f"storage uri must be a str, got {type(uri).__name__}")
+    uri = uri.strip()  # a value read from a file or the environment may end in a newline
     scheme, sep, rest = uri.partition("://")
     scheme = scheme.lower()
     if not sep:

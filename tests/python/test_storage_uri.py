@@ -58,7 +58,7 @@ def test_memory() -> None:
 
 
 def test_memory_options_and_overrides() -> None:
-    backend = backend_from_uri("MEMORY://?max_keys=7")
+    backend = backend_from_uri(" MEMORY://?max_keys=7\n")  # as read from a file
     assert isinstance(backend, MemoryBackend) and backend.max_keys == 7
     overridden = backend_from_uri("memory://?max_keys=7", max_keys=9)
     assert isinstance(overridden, MemoryBackend) and overridden.max_keys == 9
