@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Callable
-from urllib.parse import unquote, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from .backends.base import BaseBackend
 from .backends.memory import MemoryBackend
@@ -123,6 +123,14 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
     if not sep:
         raise ConfigurationError(
             f"storage uri {_mask(uri)!r} has no scheme; expected {_SCHEMES}")
+    # Known schemes we cannot serve yet say so before any detail of the URI is judged.
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        raise ConfigurationError(
+            f"storage uri {_mask(uri)!r}: Redis Cluster is not supported yet")
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        raise ConfigurationError(
+            f"storage uri {_mask(uri)!r}: Redis Sentinel URIs are not supported; pass a "
+            f"redis.sentinel master client to RedisBackend(client) instead")
     if "#" in rest:
         raise ConfigurationError(f"storage uri {_mask(uri)!r}: a fragment ('#') is not allowed")
     target, _, query_text = rest.partition("?")
@@ -137,13 +145,6 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
         return _sqlite(uri, unquote(target), query, overrides)
     if scheme in ("redis", "rediss", "unix", "redis+unix"):
         return _redis(uri, scheme, query, overrides)
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        raise ConfigurationError(
-            f"storage uri {_mask(uri)!r}: Redis Cluster is not supported yet")
-    if scheme in ("redis+sentinel", "rediss+sentinel"):
-        raise ConfigurationError(
-            f"storage uri {_mask(uri)!r}: Redis Sentinel URIs are not supported; pass a "
-            f"redis.sentinel master client to RedisBackend(client) instead")
     raise ConfigurationError(
         f"storage uri {_mask(uri)!r}: unknown scheme {scheme + '://'!r}; expected {_SCHEMES}")
 
@@ -259,7 +260,7 @@ def _redis_client_from_url(url: str, options: dict[str, Any]) -> Any:
         url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
 
 
-def _check_host(uri: str, parts: Any) -> None:
+def _check_host(uri: str, parts: SplitResult) -> None:
     if not parts.hostname:
         raise ConfigurationError(f"storage uri {_mask(uri)!r} has no host")
     try:

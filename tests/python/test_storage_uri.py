@@ -245,6 +245,7 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
     ("uri", "message"),
     [
         ("redis+cluster://127.0.0.1:7000", "Redis Cluster is not supported yet"),
+        ("redis+cluster://127.0.0.1:7000?timeout=", "Redis Cluster is not supported yet"),
         ("redis+sentinel://127.0.0.1:26379/mymaster", "Redis Sentinel URIs are not supported"),
         ("mongodb://127.0.0.1", "unknown scheme 'mongodb://'"),
         ("127.0.0.1:6379", "has no scheme"),
