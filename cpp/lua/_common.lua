@@ -103,7 +103,9 @@ local function load_state(key, n, legacy_n)
     if not raw then return nil end
     if legacy_n and #raw == 8 * legacy_n then n = legacy_n
     elseif #raw ~= 8 * n then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
-    return { unpack_binary(rep('<d', n), raw) }
+    local values = { unpack_binary(rep('<d', n), raw) }
+    values[n + 1] = nil  -- struct.unpack also returns the next read position
+    return values
 end
 
 local function store_state(key, values, fresh_at, now)

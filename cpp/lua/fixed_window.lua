@@ -4,9 +4,9 @@
 local limit = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
 
--- FixedWindow::current: the stored state on this window's grid; `until` caps a carried count.
+-- FixedWindow::current: the stored state on this window's grid; `carried_until` caps a carried count.
 local k_now = aligned_window_index(now, window)
-local k, count, until = k_now, 0, INF
+local k, count, carried_until = k_now, 0, INF
 local s = load_state(KEYS[1], 3, 2)
 if s then
     local sk, scount, sw = s[1], s[2], s[3] or 0
@@ -21,12 +21,12 @@ if s then
         else
             local stored_end = (sk + 1) * w
             if now < stored_end and sk * w >= k_now * window then
-                count, until = scount, stored_end
+                count, carried_until = scount, stored_end
             end
         end
     end
 end
-local window_end = min((k + 1) * window, until) - now
+local window_end = min((k + 1) * window, carried_until) - now
 
 local allowed, insufficient, retry_after = false, false, 0
 if cost > limit then

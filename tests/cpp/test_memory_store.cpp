@@ -30,7 +30,7 @@ TEST_CASE("memory store: exact admitted count from 8 threads on one key", "[memo
     for (auto& th : threads) th.join();
     REQUIRE(fw_admitted == 1000);
     REQUIRE(tb_admitted == 777);
-    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 1000.0});
+    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 1000.0, 3600.0});
     REQUIRE(store.size() == 2);  // one key per algorithm table
 }
 
