@@ -63,7 +63,9 @@ class MetricsCollector(ABC):
     def record(self, key: str, result: RateLimitResult) -> None:
         """Record one decision for ``key`` (the key as passed to ``is_allowed``)."""
 
-    def record_near_limit(self, key: str, result: RateLimitResult) -> None:
+    def record_near_limit(  # noqa: B027 - an optional hook, deliberately not abstract
+        self, key: str, result: RateLimitResult
+    ) -> None:
         """Record that ``key`` crossed the near-limit ratio (see :class:`NearLimitTracker`).
 
         Called by :class:`ObservableRateLimiter` after ``record`` for the same decision, at
@@ -188,7 +190,7 @@ def check_near_limit_callback(
         raise TypeError(
             f"{param} must be a callable (key, result) -> None, got {type(callback).__name__}"
         )
-    return callback  # type: ignore[return-value]
+    return callback
 
 
 class NearLimitTracker:
@@ -362,6 +364,9 @@ class ObservableRateLimiter:
     """
 
     __slots__ = ("_limiter", "_metrics", "_near", "_on_near_limit", "_record_near")
+    _near: Optional[NearLimitTracker]
+    _on_near_limit: Optional[NearLimitCallback]
+    _record_near: bool
 
     def __init__(
         self,
