@@ -22,6 +22,8 @@ from redis_server import RedisServer
 
 import ratelimiter
 
+pytestmark = [pytest.mark.slow]
+
 HERE = Path(__file__).parent
 
 

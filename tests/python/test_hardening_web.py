@@ -123,6 +123,7 @@ def test_explicit_trusted_proxies_still_decide_alone() -> None:
     assert wsgi_ip_func(trusted_proxies=[])(private) == "10.0.0.1"
 
 
+@pytest.mark.slow
 def test_forged_header_from_public_peer_is_limited_through_werkzeug() -> None:
     app = wsgi_peer_is(PUBLIC_PEER, RateLimitMiddleware(
         wsgi_ok, limiter_2_per_min(), key_func=wsgi_ip_func()))
@@ -131,6 +132,7 @@ def test_forged_header_from_public_peer_is_limited_through_werkzeug() -> None:
     assert got == [200, 200] + [429] * 18
 
 
+@pytest.mark.slow
 def test_forged_header_from_public_peer_is_limited_through_uvicorn() -> None:
     limiter = AsyncRateLimiter(limiter_2_per_min())
     app = asgi_peer_is(PUBLIC_PEER, AsyncRateLimitMiddleware(
@@ -140,6 +142,7 @@ def test_forged_header_from_public_peer_is_limited_through_uvicorn() -> None:
     assert got == [200, 200] + [429] * 18
 
 
+@pytest.mark.slow
 def test_loopback_proxy_header_is_honoured_through_werkzeug_and_uvicorn() -> None:
     # Three clients behind a proxy on 127.0.0.1, three requests each: each its own quota.
     clients = [{"X-Forwarded-For": f"6.6.6.6, 198.51.100.{i}"} for i in (1, 2, 3) for _ in "abc"]
@@ -158,6 +161,7 @@ def test_loopback_proxy_header_is_honoured_through_werkzeug_and_uvicorn() -> Non
 ISSUED = {"live-key-1"}
 
 
+@pytest.mark.slow
 def test_guessed_api_keys_share_the_client_bucket_through_werkzeug() -> None:
     key_func = wsgi_api_key_func(verify=ISSUED.__contains__)
     app = wsgi_peer_is(PUBLIC_PEER, RateLimitMiddleware(
@@ -169,6 +173,7 @@ def test_guessed_api_keys_share_the_client_bucket_through_werkzeug() -> None:
     assert issued == [200, 200, 429]  # a real key has its own quota
 
 
+@pytest.mark.slow
 def test_guessed_api_keys_share_the_client_bucket_through_uvicorn() -> None:
     key_func = asgi_api_key_func(verify=ISSUED.__contains__)
     app = asgi_peer_is(PUBLIC_PEER, AsyncRateLimitMiddleware(
@@ -244,6 +249,7 @@ async def _guarded(coro: Any) -> Any:
     return await asyncio.wait_for(coro, 5.0)
 
 
+@pytest.mark.slow
 def test_async_backend_bounds_a_stopped_redis_then_resumes(redis_server: RedisServer) -> None:
     async def scenario() -> None:
         limiter = _limiter(redis_server, timeout=1.0)
@@ -266,6 +272,7 @@ def test_async_backend_bounds_a_stopped_redis_then_resumes(redis_server: RedisSe
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["allow", "deny"])
 def test_async_backend_on_error_answers_for_a_stopped_redis(
     redis_server: RedisServer, policy: str
@@ -295,6 +302,7 @@ def test_async_backend_on_error_answers_for_a_stopped_redis(
     asyncio.run(scenario())
 
 
+@pytest.mark.slow
 def test_async_backend_killed_redis_raises_then_recovers_on_restart(
     redis_server: RedisServer,
 ) -> None:

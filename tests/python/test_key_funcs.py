@@ -191,6 +191,7 @@ def test_bad_options_raise_value_error(kwargs: dict[str, Any]) -> None:
         asgi_ip_func(**kwargs)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(xff=st.text(max_size=300), peer=st.one_of(st.none(), st.text(max_size=60)))
 def test_never_raises_on_arbitrary_input(xff: str, peer: Optional[str]) -> None:

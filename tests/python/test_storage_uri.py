@@ -223,6 +223,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
     port, cert = tls_server
     backend = backend_from_uri(
