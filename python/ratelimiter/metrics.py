@@ -223,19 +223,21 @@ class NearLimitTracker:
     worst make that key alert again early. Entries are dropped when their key is next seen
     after its re-arm time.
 
-    ``now`` is whatever clock the caller's limiter uses (only differences matter). Thread-safe.
+    ``clock`` is the caller's limiter's clock (only differences matter). Thread-safe.
 
     Args:
         ratio: In (0, 1]; 1 means "alert when the quota is used up".
         max_keys: Most keys remembered at once (an int >= 1).
     """
 
-    __slots__ = ("_lock", "_max_keys", "_rearm_at", "ratio")
+    __slots__ = ("_factor", "_lock", "_max_keys", "_rearm_at", "ratio")
 
     def __init__(self, ratio: float = 0.8, max_keys: int = 100_000) -> None:
         self.ratio = check_near_limit_ratio(ratio)
         if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
             raise ValueError(f"max_keys must be an int >= 1, got {max_keys!r}")
+        # The small tolerance keeps 0.7 * 10 = 7.000000000000001 from needing an 8th unit.
+        self._factor = self.ratio - 1e-9
         self._max_keys = max_keys
         self._lock = threading.Lock()
         self._rearm_at: dict[str, float] = {}
@@ -243,14 +245,19 @@ class NearLimitTracker:
     def is_near(self, result: RateLimitResult) -> bool:
         """Whether ``result`` shows usage at or above the ratio."""
         limit = result.limit
-        if limit <= 0:
-            return False
-        # The small tolerance keeps 0.7 * 10 = 7.000000000000001 from needing an 8th unit.
-        return limit - result.remaining >= self.ratio * limit - 1e-9 * limit
+        return limit > 0 and limit - result.remaining >= limit * self._factor
 
-    def observe(self, key: str, result: RateLimitResult, now: float) -> bool:
-        """Record one decision for ``key`` made at ``now``; True if an alert is due."""
-        near = self.is_near(result)
+    def observe(self, key: str, result: RateLimitResult, clock: Callable[[], float]) -> bool:
+        """Record one decision for ``key``; True if an alert is due.
+
+        ``clock`` is read only when it matters (the key is near, or alerted before), so the
+        common case, a key far from its limit, costs a comparison and a dict lookup.
+        """
+        limit = result.limit
+        near = limit > 0 and limit - result.remaining >= limit * self._factor
+        if not near and key not in self._rearm_at:
+            return False
+        now = clock()
         with self._lock:
             rearm_at = self._rearm_at.get(key)
             if rearm_at is not None and now < rearm_at:
@@ -363,7 +370,8 @@ class ObservableRateLimiter:
         ValueError: ``near_limit_ratio`` outside (0, 1], bad ``near_limit_max_keys``.
     """
 
-    __slots__ = ("_limiter", "_metrics", "_near", "_on_near_limit", "_record_near")
+    __slots__ = ("_clock", "_limiter", "_metrics", "_near", "_on_near_limit", "_record_near")
+    _clock: Callable[[], float]
     _near: Optional[NearLimitTracker]
     _on_near_limit: Optional[NearLimitCallback]
     _record_near: bool
@@ -384,6 +392,7 @@ class ObservableRateLimiter:
         wants_events = hook is not None and hook is not MetricsCollector.record_near_limit
         object.__setattr__(self, "_limiter", limiter)
         object.__setattr__(self, "_metrics", metrics)
+        object.__setattr__(self, "_clock", clock_of(limiter))
         object.__setattr__(self, "_on_near_limit", callback)
         object.__setattr__(self, "_record_near", wants_events)
         object.__setattr__(
@@ -430,7 +439,7 @@ class ObservableRateLimiter:
 
     def _crossed(self, key: str, result: RateLimitResult) -> bool:
         assert self._near is not None
-        return self._near.observe(key, result, clock_of(self._limiter)())
+        return self._near.observe(key, result, self._clock)
 
     def _report_near(self, key: str, result: RateLimitResult) -> None:
         if not self._record_near:

@@ -222,6 +222,9 @@ def _can_peek(limiter: AnyLimiter) -> bool:
     return callable(getattr(_sync(limiter), "peek", None))
 
 
+_Tracked = tuple[AnyLimiter, NearLimitTracker, Callable[[], float]]
+
+
 class _NearLimitAlerts:
     """``on_near_limit`` bookkeeping for a middleware: one tracker per limiter object, since
     the default and each per-route limiter are separate quotas for the same key.
@@ -236,8 +239,9 @@ class _NearLimitAlerts:
         self.callback = callback
         self.ratio = ratio
         self._lock = threading.Lock()
-        # id(limiter) -> (limiter, tracker); the strong reference keeps the id unique.
-        self._trackers: dict[int, tuple[AnyLimiter, NearLimitTracker]] = {}
+        # id(limiter) -> (limiter, tracker, its clock); the strong reference keeps the id
+        # unique.
+        self._trackers: dict[int, _Tracked] = {}
 
     def crossed(self, limiter: AnyLimiter, key: str, result: RateLimitResult) -> bool:
         """Whether this decision of ``limiter`` for ``key`` is due an alert."""
@@ -248,8 +252,9 @@ class _NearLimitAlerts:
                 if entry is None or entry[0] is not limiter:
                     if len(self._trackers) >= self.MAX_LIMITERS:
                         del self._trackers[next(iter(self._trackers))]
-                    entry = self._trackers[id(limiter)] = (limiter, NearLimitTracker(self.ratio))
-        return entry[1].observe(key, result, clock_of(limiter)())
+                    entry = (limiter, NearLimitTracker(self.ratio), clock_of(limiter))
+                    self._trackers[id(limiter)] = entry
+        return entry[1].observe(key, result, entry[2])
 
 
 def _near_limit_alerts(

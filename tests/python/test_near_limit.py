@@ -205,20 +205,24 @@ def test_tracker_memory_is_bounded_and_entries_leave_after_rearm() -> None:
                            retry_after=0.0, metadata={}, window=10.0)
     far = RateLimitResult(allowed=True, key="", limit=10, remaining=9, reset_after=1.0,
                           retry_after=0.0, metadata={}, window=10.0)
-    assert [tracker.observe(f"k{i}", near, 0.0) for i in range(5)] == [True] * 5
+    clock = FakeClock(0.0)
+    assert [tracker.observe(f"k{i}", near, clock) for i in range(5)] == [True] * 5
     assert len(tracker) == 3  # k0 and k1 were forgotten (oldest first)
-    assert tracker.observe("k4", near, 4.9) is False
-    assert tracker.observe("k4", far, 5.0) is False  # re-armed and below: dropped
+    clock.advance(4.9)
+    assert tracker.observe("k4", near, clock) is False
+    clock.advance(0.1)
+    assert tracker.observe("k4", far, clock) is False  # re-armed and below: dropped
     assert len(tracker) == 2
-    assert tracker.observe("k4", near, 5.0) is True
+    assert tracker.observe("k4", near, clock) is True
 
 
 def test_infinite_reset_after_does_not_pin_a_key() -> None:
     tracker = NearLimitTracker(0.5)
     result = RateLimitResult(allowed=False, key="", limit=2, remaining=0, reset_after=math.inf,
                              retry_after=math.inf, metadata={}, window=1.0)
-    assert tracker.observe("k", result, 0.0) is True
-    assert tracker.observe("k", result, 0.0) is True  # nothing to wait for: re-armed
+    clock = FakeClock(0.0)
+    assert tracker.observe("k", result, clock) is True
+    assert tracker.observe("k", result, clock) is True  # nothing to wait for: re-armed
 
 
 @pytest.mark.parametrize("ratio", [0, -0.1, 1.01, math.nan, math.inf])
