@@ -134,6 +134,32 @@ class BaseAlgorithm(ABC):
         """Decide one request per key, in order."""
         return [self.is_allowed(key, cost) for key in keys]
 
+    def acquire(self, key: str, cost: int = 1, timeout: Optional[float] = None) -> RateLimitResult:
+        """Block until ``cost`` is admitted for ``key``, sleeping exactly each ``retry_after``.
+
+        Waiters of one key are served first come, first served within the process.
+
+        Raises:
+            RateLimitTimeout: not admitted within ``timeout`` seconds (raised as soon as
+                the wait is known to end after it).
+            RateLimitExceeded: ``cost`` exceeds the capacity (waiting cannot help).
+
+        See :mod:`ratelimiter.client` ("Calling rate-limited APIs" in the README).
+        """
+        from ..client import _waiting
+
+        result: RateLimitResult = _waiting.acquire(self, key, cost, timeout)
+        return result
+
+    async def acquire_async(
+        self, key: str, cost: int = 1, timeout: Optional[float] = None
+    ) -> RateLimitResult:
+        """:meth:`acquire` for asyncio code; never blocks the event loop."""
+        from ..client import _waiting
+
+        result: RateLimitResult = await _waiting.acquire_async(self, key, cost, timeout)
+        return result
+
 
 class NativeRateLimiter(BaseAlgorithm):
     """A limiter whose decisions run in the C++ core, on any backend.
