@@ -86,8 +86,11 @@ def parse_ratelimit_header(headers: Mapping[str, str]) -> Optional[float]:
     """
     combined = _get(headers, "RateLimit")
     if combined is not None:
+        items = list(_items(combined))
+        # draft-03 wrote one dictionary (limit=10, remaining=0, reset=7): read it as one item
+        merged = {k: v for params in items for k, v in params.items()}
         waits = []
-        for params in _items(combined):
+        for params in items + [merged]:
             remaining = _seconds(params.get("r", params.get("remaining")))
             reset = _seconds(params.get("t", params.get("reset")))
             if remaining == 0 and reset is not None:
