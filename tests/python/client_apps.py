@@ -115,4 +115,23 @@ def spacing(times: list[float]) -> list[float]:
     return [b - a for a, b in zip(times, times[1:])]
 
 
-__all__ = ["CountingASGIApp", "CountingApp", "ScriptedApp", "max_in_span", "spacing"]
+__all__ = ["CountingASGIApp", "CountingApp", "ScriptedApp", "StatusCounter", "max_in_span",
+           "spacing"]
+
+
+class StatusCounter:
+    """WSGI wrapper counting the statuses the wrapped app (e.g. our middleware) answers."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.statuses: dict[int, int] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def counting_start_response(status: str, headers: Any, *args: Any) -> Any:
+            with self.lock:
+                code = int(status.split()[0])
+                self.statuses[code] = self.statuses.get(code, 0) + 1
+            return start_response(status, headers, *args)
+
+        return self.app(environ, counting_start_response)
