@@ -23,6 +23,29 @@
 // index. Each row is thus visited every kPruneEvery/kPruneBatch * rows writes, so a file used
 // by rotating keys stays within ~1.15x the rows active within their windows.
 //
+// Sliding-window log: one row per log entry, not one blob, so a decision costs O(log n)
+// rather than O(limit) (a blob of 100,000 entries is 1.6 MB read and rewritten per decision).
+// rl_log(log_id, t, n, cum): an entry of n units admitted at t, and cum = the units the log
+// has admitted up to and including it, so "units in the window" = cum(newest) - cum before
+// the oldest live entry: two index lookups, never a scan. An index on (log_id, cum) finds the
+// entry whose expiry admits a rejected request (retry_after). The key's rl_state row, under
+// algo kSlidingLogAlgo, is the log's head: [log_id, live_from, last_t, last_n, last_cum]
+// (entries before live_from were popped by an earlier step; the last entry is kept there so
+// a decision need not look it up), and carries expires_at as every state row does, so the
+// pruning sweep retires idle logs. Rows are deleted in bounded amounts: popped entries at
+// most kLogTrimPerDecision per admitted decision (more than the one it adds, so they never
+// pile up), the rows of a pruned log (queued in rl_log_dead) at most kPruneBatch per pruning
+// pass. log_id (from rl_meta, never reused) rather than the key names the rows, so a key
+// created again never sees rows of its pruned predecessor. reset (erase) deletes the key's
+// rows at once. Decisions are the memory store's exactly (SqliteStore::apply_sliding_log
+// repeats SlidingWindow's arithmetic on this representation).
+// Migration: files written before this layout hold a sliding log as a blob under algo
+// SlidingWindow::id. The first decision on such a key (in its transaction) decodes the blob
+// with SlidingWindow::decode, writes its entries as rows, and deletes the blob row (one-time
+// O(entries)); a peek reads the blob as before without converting it. New rows are never
+// written in the blob layout, so an older library version sharing the file would see such
+// keys as fresh: upgrade every process using a file together.
+//
 // Time: limiter state expires by the limiter's clock (`now` passed in); primitives take
 // `now` from the caller as well (Python passes time.time()).
 #pragma once
@@ -67,6 +90,10 @@ public:
     // Writes between two pruning passes, and the rows one pass visits (so deletes at most).
     static constexpr std::uint64_t kPruneEvery = 64;
     static constexpr int kPruneBatch = 500;
+    // rl_state.algo of a sliding-window log head (the rows layout; SlidingWindow::id marks
+    // the old blob layout), and the popped entries one admitted decision deletes at most.
+    static constexpr int kSlidingLogAlgo = 101;
+    static constexpr int kLogTrimPerDecision = 4;
 
     // Opens (creating if needed) the database and its tables. Throws BackendError with the
     // path and a hint when the file or its directory is not writable,
@@ -149,6 +176,18 @@ private:
 
     Decision run_step(int algo, std::string_view key, double now, bool read_only,
                       const StepFn& step);
+    // SlidingWindow on the rows layout (see the top of this file); the same decisions as
+    // SlidingWindow::step / peek on the same log.
+    Decision apply_sliding_log(std::string_view key, double now, std::int64_t cost,
+                               std::int64_t limit, double window, Operation op);
+    // Deletes up to kPruneBatch rows of pruned logs (rl_log_dead); returns the rows deleted
+    // and sets `drained` when no pruned log has rows left.
+    static std::size_t drain_dead_logs(SqliteConnection& c, bool& drained);
+    // erase / snapshot of a sliding log, either layout (a write / read transaction is open
+    // for read_sliding_log; erase_sliding_log opens its own). nullopt: no rows-layout head.
+    static bool erase_sliding_log(SqliteConnection& c, std::string_view key);
+    static std::optional<std::vector<double>> read_sliding_log(SqliteConnection& c,
+                                                               std::string_view key);
     // One pruning pass over rl_state / rl_keys (a write transaction must be open); returns
     // the rows deleted. prune_state sets `wrapped` when its sweep reached the table's end.
     std::size_t prune_state(SqliteConnection& c, double now, bool& wrapped);
@@ -173,6 +212,9 @@ private:
 template <class Algo>
 Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op) {
+    if constexpr (Algo::id == AlgorithmId::sliding_window) {
+        return apply_sliding_log(key, now, cost, params.limit, params.window, op);
+    }
     auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
         typename Algo::State state = Algo::fresh(now, params);
         if (present && !Algo::decode(data, n, state)) throw_corrupt(Algo::name, key);
