@@ -515,7 +515,7 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
 
     if (!present) head = LogHead{next_log_id(c), vnow, vnow, 0.0, 0.0};
     double base = first ? first->cum - first->n : head.last_cum;  // units before the live ones
-    if (head.last_cum + need > kMaxCum) {
+    if (need > kMaxCum - head.last_cum) {  // (last_cum + need could round down to 2^53)
         // Renumber so cum stays exact; rows before the live ones go to <= 0, keeping order.
         Statement(c, Sql::log_rebase)
             .bind(1, head.log_id)
