@@ -339,3 +339,111 @@ TEST_CASE("sqlite store: a forked child reopens the file and shares the limit",
     REQUIRE(WEXITSTATUS(status) == 6);
     REQUIRE_FALSE(store.apply<FixedWindow>("k", 1.0, 1, p, Operation::consume).allowed);
 }
+
+// ---- the sliding-window log's rows layout --------------------------------------------------
+
+namespace {
+
+std::int64_t count_rows(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    const std::int64_t n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store: sliding log at limit 100,000 decides as memory, limit/window changing",
+          "[sqlite_store]") {
+    // Epoch-scale times, ulp-sized steps, multi-unit costs (so the log fills and rejections
+    // look up retry_after by cumulative count), and params changing between calls. Steps stay
+    // below the smallest window, so neither store ever prunes the key and their logs must be
+    // identical after every step (snapshot: the entries still in the log).
+    TempDir dir;
+    SqliteStore sqlite(dir.file("rl.db"), options());
+    MemoryStore memory;
+    std::mt19937_64 rng(7);
+    const double windows[] = {5.0, 20.0, 60.0};
+    const std::int64_t limits[] = {1000, 50000, 100000};
+    const double steps[] = {0.0, 0x1p-22, 1e-3, 0.25, 4.0};
+    const std::int64_t costs[] = {1, 1, 3, 700, 20000, 100001};
+    auto params = SlidingWindow::make_params({100000, 60.0});
+    double now = 1.7e9;
+    for (int i = 0; i < 4000; ++i) {
+        if (rng() % 50 == 0) params = SlidingWindow::make_params({limits[rng() % 3], windows[rng() % 3]});
+        now += steps[rng() % 5];
+        const std::string key = "k" + std::to_string(rng() % 2);
+        const std::int64_t cost = costs[rng() % 6];
+        const Operation op = rng() % 8 == 0 ? Operation::peek : Operation::consume;
+        const Decision a = sqlite.apply<SlidingWindow>(key, now, cost, params, op);
+        const Decision b = memory.apply<SlidingWindow>(key, now, cost, params, op);
+        INFO("step " << i);
+        REQUIRE(same(a, b));
+        REQUIRE(sqlite.snapshot<SlidingWindow>(key) == memory.snapshot<SlidingWindow>(key));
+        if (rng() % 200 == 0) {
+            REQUIRE(sqlite.erase<SlidingWindow>(key) == memory.erase<SlidingWindow>(key));
+        }
+    }
+}
+
+TEST_CASE("sqlite store: sliding log deletes popped rows a few per decision, all on erase",
+          "[sqlite_store]") {
+    TempDir dir;
+    const std::string path = dir.file("rl.db");
+    SqliteStore store(path, options());
+    const auto p = SlidingWindow::make_params({10000, 10.0});
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(store.apply<SlidingWindow>("k", 1000.0 + i * 1e-3, 1, p, Operation::consume)
+                    .allowed);
+    }
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") == 1000);
+    // All 1,000 expired: the log is logically empty at once, its rows go a few at a time.
+    const Decision d = store.apply<SlidingWindow>("k", 1100.0, 1, p, Operation::consume);
+    REQUIRE(d.meta[0] == 1.0);
+    REQUIRE(store.snapshot<SlidingWindow>("k") == std::vector<double>{1100.0, 1.0});
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") ==
+            1000 - SqliteStore::kLogTrimPerDecision + 1);
+    REQUIRE(store.erase<SlidingWindow>("k"));
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") == 0);
+    REQUIRE(store.size() == 0);
+}
+
+TEST_CASE("sqlite store: a sliding log in the old blob layout converts on its first decision",
+          "[sqlite_store]") {
+    TempDir dir;
+    const std::string path = dir.file("rl.db");
+    SqliteStore store(path, options());
+    // [t, n] pairs as SlidingWindow::encode wrote them: (100, 2), (101, 1), (102.5, 3).
+    const double blob[] = {100.0, 2.0, 101.0, 1.0, 102.5, 3.0};
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "INSERT INTO rl_state VALUES(1, 'k', ?1, 112.5)", -1,
+                                   &stmt, nullptr) == SQLITE_OK);
+        sqlite3_bind_blob(stmt, 1, blob, sizeof blob, SQLITE_STATIC);
+        REQUIRE(sqlite3_step(stmt) == SQLITE_DONE);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    MemoryStore memory;
+    const auto p = SlidingWindow::make_params({8, 10.0});
+    for (const auto& [t, n] : {std::pair{100.0, 2}, {101.0, 1}, {102.5, 3}}) {
+        REQUIRE(memory.apply<SlidingWindow>("k", t, n, p, Operation::consume).allowed);
+    }
+    REQUIRE(same(store.apply<SlidingWindow>("k", 105.0, 1, p, Operation::peek),
+                 memory.apply<SlidingWindow>("k", 105.0, 1, p, Operation::peek)));
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 1") == 1);
+    for (double t : {105.0, 105.0, 105.0, 110.5, 111.0, 111.0, 113.0}) {
+        REQUIRE(same(store.apply<SlidingWindow>("k", t, 1, p, Operation::consume),
+                     memory.apply<SlidingWindow>("k", t, 1, p, Operation::consume)));
+        REQUIRE(store.snapshot<SlidingWindow>("k") == memory.snapshot<SlidingWindow>("k"));
+    }
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 1") == 0);
+    REQUIRE(store.size() == 1);  // the head
+}
