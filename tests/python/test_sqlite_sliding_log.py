@@ -58,7 +58,10 @@ def _write_blob(path: Path, key: str, entries: list[tuple[float, int]], window: 
     db.close()
 
 
-def _pair(path: Path, limit: int, window: float, clock: FakeClock, **kwargs: Any) -> tuple[Any, Any]:
+def _pair(
+    path: Path, limit: int, window: float, clock: FakeClock, **kwargs: Any
+) -> tuple[Any, Any]:
+    """The same limiter on a SQLite file and on memory."""
     backend = SQLiteBackend(path)
     return (SlidingWindowRateLimiter(backend, limit, window, clock=clock, **kwargs),
             SlidingWindowRateLimiter(MemoryBackend(), limit, window, clock=clock, **kwargs))
