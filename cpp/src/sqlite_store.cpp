@@ -432,64 +432,75 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
     LogHead head;
     const HeadRead read = read_head(c, key, head);
     if (read == HeadRead::corrupt) throw_corrupt(SlidingWindow::name, key);
-    bool present = read == HeadRead::valid;
-    if (!present) {
-        // A blob written before the rows layout: a peek reads it as it is; a decision
-        // converts it to rows first (once per key), in this transaction.
-        SlidingWindow::State old;
+    if (read == HeadRead::absent) {
+        // A short log is one blob (the original layout), stepped by SlidingWindow itself;
+        // a step leaving more than kLogInlineEntries entries moves it to rows.
+        SlidingWindow::State state;
         bool has_blob = false;
         {
             Statement select(c, Sql::select_state);
             select.bind(1, kBlobLogAlgo).bind_text(2, key);
             has_blob = read_row(select, c, key, "reading state");
         }
-        if (has_blob) {
-            if (!SlidingWindow::decode(c.decoded.data(), c.decoded.size(), old)) {
-                throw_corrupt(SlidingWindow::name, key);
-            }
-            const SlidingWindow::Params params{limit_count, window};
-            if (peek) {
-                const Decision d = SlidingWindow::peek(old, now, params);
-                txn.commit();
-                return d;
-            }
-            if (!old.entries.empty()) {
+        if (has_blob && !SlidingWindow::decode(c.decoded.data(), c.decoded.size(), state)) {
+            throw_corrupt(SlidingWindow::name, key);
+        }
+        const SlidingWindow::Params params{limit_count, window};
+        if (peek) {
+            const Decision d = SlidingWindow::peek(state, now, params);
+            txn.commit();
+            return d;
+        }
+        const Decision d = SlidingWindow::step(state, now, cost, params);
+        if (d.allowed) {  // a rejection leaves the state unchanged: nothing to write
+            const double fresh_at = SlidingWindow::fresh_at(state, params);
+            if (state.entries.size() <= static_cast<std::size_t>(kLogInlineEntries)) {
+                SlidingWindow::encode(state, c.outcome.encoded);
+                Statement(c, has_blob ? Sql::update_state : Sql::insert_state)
+                    .bind(1, kBlobLogAlgo)
+                    .bind_text(2, key)
+                    .bind_blob(3, c.outcome.encoded.data(),
+                               c.outcome.encoded.size() * sizeof(double))
+                    .bind(4, fresh_at)
+                    .run("writing state");
+            } else {
                 head.log_id = next_log_id(c);
                 double cum = 0.0;
-                for (const SlidingWindow::Entry& e : old.entries) {
+                for (const SlidingWindow::Entry& e : state.entries) {
                     cum += e.n;
                     if (cum > kMaxCum) throw_corrupt(SlidingWindow::name, key);
                     upsert_entry(c, head.log_id, e.t, e.n, cum);
                 }
-                head.live_from = old.entries[0].t;
-                head.last_t = old.entries.back().t;
-                head.last_n = old.entries.back().n;
+                head.live_from = state.entries[0].t;
+                head.last_t = state.entries.back().t;
+                head.last_n = state.entries.back().n;
                 head.last_cum = cum;
-                write_head(c, key, head, false, SlidingWindow::fresh_at(old, params));
-                present = true;
+                write_head(c, key, head, false, fresh_at);
+                if (has_blob) {
+                    Statement(c, Sql::delete_state)
+                        .bind(1, kBlobLogAlgo)
+                        .bind_text(2, key)
+                        .run("moving state to rows");
+                }
             }
-            Statement(c, Sql::delete_state)
-                .bind(1, kBlobLogAlgo)
-                .bind_text(2, key)
-                .run("converting state");
+            bool wrapped = false;
+            if (++writes_ % kPruneEvery == 0) prune_state(c, now, wrapped);
         }
+        txn.commit();
+        return d;
     }
 
     // From here on, SlidingWindow::view/decide/step (sliding_window.hpp) with the same float
     // operations: the log's entries are the rows at t >= live_from, the newest is the head's.
     const double limit = static_cast<double>(limit_count);
     const double need = static_cast<double>(peek ? 1 : cost);
-    double vnow = now;
-    std::optional<LogEntry> first;
+    const double vnow = std::max(now, head.last_t);  // a head means a non-empty log
+    std::optional<LogEntry> first = oldest_live(c, head, vnow, window);
     double count = 0.0;
-    if (present) {
-        vnow = std::max(now, head.last_t);
-        first = oldest_live(c, head, vnow, window);
-        if (first) {
-            count = head.last_cum - (first->cum - first->n);
-            if (!(first->n >= 1.0) || !(first->cum <= head.last_cum) || !(count >= first->n)) {
-                throw_corrupt(SlidingWindow::name, key);
-            }
+    if (first) {
+        count = head.last_cum - (first->cum - first->n);
+        if (!(first->n >= 1.0) || !(first->cum <= head.last_cum) || !(count >= first->n)) {
+            throw_corrupt(SlidingWindow::name, key);
         }
     }
     Decision d;
@@ -513,7 +524,6 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
         return d;
     }
 
-    if (!present) head = LogHead{next_log_id(c), vnow, vnow, 0.0, 0.0};
     double base = first ? first->cum - first->n : head.last_cum;  // units before the live ones
     if (need > kMaxCum - head.last_cum) {  // (last_cum + need could round down to 2^53)
         // Renumber so cum stays exact; rows before the live ones go to <= 0, keeping order.
@@ -531,17 +541,15 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
     const double cum = head.last_cum + need;
     upsert_entry(c, head.log_id, vnow, n, cum);
     head.live_from = first ? first->t : vnow;
-    if (present) {
-        Statement(c, Sql::log_trim)
-            .bind(1, head.log_id)
-            .bind(2, head.live_from)
-            .bind(3, std::int64_t{kLogTrimPerDecision})
-            .run("trimming the sliding log");
-    }
+    Statement(c, Sql::log_trim)
+        .bind(1, head.log_id)
+        .bind(2, head.live_from)
+        .bind(3, std::int64_t{kLogTrimPerDecision})
+        .run("trimming the sliding log");
     head.last_t = vnow;
     head.last_n = n;
     head.last_cum = cum;
-    write_head(c, key, head, present, vnow + window);
+    write_head(c, key, head, true, vnow + window);
     const double total = cum - base;
     d.meta[0] = total;
     d.remaining = floor_count(limit - total);

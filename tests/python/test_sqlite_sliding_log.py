@@ -28,6 +28,7 @@ EPOCH = 1_700_000_000.0
 HEAD_ALGO = 101  # rl_state.algo of a log head (SqliteStore::kSlidingLogAlgo)
 BLOB_ALGO = 1  # rl_state.algo of the old blob layout (SlidingWindow::id)
 PRUNE_EVERY, PRUNE_BATCH = 64, 500  # SqliteStore::kPruneEvery / kPruneBatch
+INLINE = 64  # SqliteStore::kLogInlineEntries: a longer log is stored as rows
 
 
 def _query(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -120,30 +121,41 @@ def test_limit_and_window_changes_match_memory(tmp_path: Path) -> None:
 
 def test_window_growth_after_a_pop_does_not_revive_popped_entries(tmp_path: Path) -> None:
     clock = FakeClock(EPOCH)
-    cfg = DynamicConfig(100, 10.0)
-    on_sqlite, on_memory = _pair(tmp_path / "rl.db", 100, 10.0, clock, config_provider=cfg)
-    for _ in range(50):  # 50 entries, one per 0.1 s
+    path = tmp_path / "rl.db"
+    cfg = DynamicConfig(200, 20.0)
+    on_sqlite, on_memory = _pair(path, 200, 20.0, clock, config_provider=cfg)
+    for _ in range(100):  # 100 entries (rows), one per 0.1 s
         assert on_sqlite.is_allowed("k") == on_memory.is_allowed("k")
         clock.advance(0.1)
-    clock.advance(9.0)  # the first ~40 have expired; this decision pops them
+    clock.advance(18.0)  # the first ~80 have expired; this decision pops them
     assert on_sqlite.is_allowed("k") == on_memory.is_allowed("k")
+    assert _rows_of(path, _log_id(path, "k")) > 90  # popped, but their rows not all deleted
     cfg.update(window=100.0)  # they would be inside a 100 s window
     a, b = on_sqlite.peek("k"), on_memory.peek("k")
     assert a == b
-    assert a.metadata["current_count"] < 50
+    assert a.metadata["current_count"] < 30
 
 
 def test_cumulative_count_renumbering_keeps_decisions_exact(tmp_path: Path) -> None:
-    """Entries carry the log's cumulative count, kept below 2**53 by renumbering the rows:
-    costs of 2**51..2**52 reach it within a few decisions."""
+    """Rows carry the log's cumulative count, kept at most 2**53 (exact as a double) by
+    renumbering them: each cycle admits ~2**52 units, so it happens every other cycle."""
     clock = FakeClock(EPOCH)
-    limit = 2**52
-    on_sqlite, on_memory = _pair(tmp_path / "rl.db", limit, 4.0, clock)
-    rng = random.Random("renumber")
-    for step in range(300):
-        clock.advance(rng.choice([0.0, 1.0, 2.5]))
-        cost = rng.choice([1, 2**51, 2**52 - 1, 2**52])
-        assert on_sqlite.is_allowed("k", cost) == on_memory.is_allowed("k", cost), step
+    path = tmp_path / "rl.db"
+    on_sqlite, on_memory = _pair(path, 2**52, 4.0, clock)
+    admitted = 0
+    for cycle in range(12):
+        # 100 unit entries (rows), one nearly filling the window, one rejected (retry_after
+        # found by cumulative count); the next cycle starts before the log can expire.
+        for cost in [1] * 100 + [2**52 - 1_000, 2**51]:
+            clock.advance(0.001)
+            a, b = on_sqlite.is_allowed("k", cost), on_memory.is_allowed("k", cost)
+            assert a == b, (cycle, cost)
+            admitted += cost if a.allowed else 0
+        assert not a.allowed and a.retry_after > 0
+        assert _query(path, "SELECT algo FROM rl_state") == [(HEAD_ALGO,)]
+        clock.advance(3.95)
+    assert admitted > 5 * 2**53
+    assert _query(path, "SELECT max(cum) FROM rl_log")[0][0] <= 2**53
 
 
 # ---- cost per decision --------------------------------------------------------------------
@@ -193,8 +205,8 @@ def test_reset_deletes_the_key_rows_only(tmp_path: Path) -> None:
     on_sqlite.reset("a")
     assert (_rows_of(path, a_id), _rows_of(path, b_id)) == (0, 300)
     assert _query(path, "SELECT count(*) FROM rl_state WHERE key = 'a'") == [(0,)]
-    assert on_sqlite.is_allowed("a") == on_memory.is_allowed("a")  # fresh
-    assert _log_id(path, "a") != a_id  # a new log: ids are never reused
+    assert on_sqlite.is_allowed("a") == on_memory.is_allowed("a")  # fresh: a short blob
+    assert _query(path, "SELECT algo FROM rl_state WHERE key = 'a'") == [(BLOB_ALGO,)]
 
 
 def test_idle_logs_are_pruned_at_most_a_batch_of_rows_per_pass(tmp_path: Path) -> None:
@@ -232,25 +244,39 @@ def test_idle_logs_are_pruned_at_most_a_batch_of_rows_per_pass(tmp_path: Path) -
 # ---- files in the old blob layout ---------------------------------------------------------
 
 
-def test_old_blob_rows_are_read_then_converted_on_first_decision(tmp_path: Path) -> None:
+def test_old_long_blob_is_read_then_moved_to_rows_on_first_decision(tmp_path: Path) -> None:
+    """Files from before the rows layout hold long logs as one blob: read as they are."""
     path = tmp_path / "rl.db"
     SQLiteBackend(path).close()
-    entries = [(EPOCH + i * 0.5, 1 + i % 3) for i in range(40)]  # 80 units
+    entries = [(EPOCH + i * 0.25, 1 + i % 3) for i in range(100)]  # 199 units
     _write_blob(path, "k", entries, 30.0)
-    clock = FakeClock(EPOCH + 25.0)
-    on_sqlite, on_memory = _pair(path, 100, 30.0, clock)
+    clock = FakeClock(EPOCH + 27.0)
+    on_sqlite, on_memory = _pair(path, 250, 30.0, clock)
     for t, n in entries:  # the same log, built by decisions
         clock.now = t
         assert on_memory.is_allowed("k", n).allowed
-    clock.now = EPOCH + 25.0
+    clock.now = EPOCH + 27.0
     assert on_sqlite.peek("k") == on_memory.peek("k")
-    assert _query(path, "SELECT algo FROM rl_state") == [(BLOB_ALGO,)]  # a peek converts nothing
+    assert _query(path, "SELECT algo FROM rl_state") == [(BLOB_ALGO,)]  # a peek moves nothing
+    assert on_sqlite.is_allowed("k") == on_memory.is_allowed("k")
+    assert _query(path, "SELECT algo FROM rl_state") == [(HEAD_ALGO,)]
     rng = random.Random("convert")
     for step in range(500):
-        clock.advance(rng.choice([0.0, 0.3, 2.0]))
+        clock.advance(rng.choice([0.0, 0.1, 0.3, 2.0]))
         cost = rng.choice([1, 2, 30])
         assert on_sqlite.is_allowed("k", cost) == on_memory.is_allowed("k", cost), step
-    assert _query(path, "SELECT algo FROM rl_state") == [(HEAD_ALGO,)]
+
+
+def test_short_logs_stay_one_blob_and_grow_into_rows(tmp_path: Path) -> None:
+    path = tmp_path / "rl.db"
+    clock = FakeClock(EPOCH)
+    on_sqlite, on_memory = _pair(path, 1_000, 60.0, clock)
+    for i in range(1, INLINE + 3):
+        clock.advance(0.5)
+        assert on_sqlite.is_allowed("k") == on_memory.is_allowed("k")
+        algo = HEAD_ALGO if i > INLINE else BLOB_ALGO
+        assert _query(path, "SELECT algo FROM rl_state") == [(algo,)], i
+    assert _rows_of(path, _log_id(path, "k")) == INLINE + 2
 
 
 @pytest.mark.parametrize("algo,state", [

@@ -23,28 +23,31 @@
 // index. Each row is thus visited every kPruneEvery/kPruneBatch * rows writes, so a file used
 // by rotating keys stays within ~1.15x the rows active within their windows.
 //
-// Sliding-window log: one row per log entry, not one blob, so a decision costs O(log n)
-// rather than O(limit) (a blob of 100,000 entries is 1.6 MB read and rewritten per decision).
-// rl_log(log_id, t, n, cum): an entry of n units admitted at t, and cum = the units the log
-// has admitted up to and including it, so "units in the window" = cum(newest) - cum before
-// the oldest live entry: two index lookups, never a scan. An index on (log_id, cum) finds the
-// entry whose expiry admits a rejected request (retry_after). The key's rl_state row, under
-// algo kSlidingLogAlgo, is the log's head: [log_id, live_from, last_t, last_n, last_cum]
-// (entries before live_from were popped by an earlier step; the last entry is kept there so
-// a decision need not look it up), and carries expires_at as every state row does, so the
-// pruning sweep retires idle logs. Rows are deleted in bounded amounts: popped entries at
-// most kLogTrimPerDecision per admitted decision (more than the one it adds, so they never
-// pile up), the rows of a pruned log (queued in rl_log_dead) at most kPruneBatch per pruning
-// pass. log_id (from rl_meta, never reused) rather than the key names the rows, so a key
-// created again never sees rows of its pruned predecessor. reset (erase) deletes the key's
-// rows at once. Decisions are the memory store's exactly (SqliteStore::apply_sliding_log
-// repeats SlidingWindow's arithmetic on this representation).
-// Migration: files written before this layout hold a sliding log as a blob under algo
-// SlidingWindow::id. The first decision on such a key (in its transaction) decodes the blob
-// with SlidingWindow::decode, writes its entries as rows, and deletes the blob row (one-time
-// O(entries)); a peek reads the blob as before without converting it. New rows are never
-// written in the blob layout, so an older library version sharing the file would see such
-// keys as fresh: upgrade every process using a file together.
+// Sliding-window log: a short log (up to kLogInlineEntries entries) is one blob, as every
+// other algorithm's state, stepped by SlidingWindow itself: a 1 KB rewrite costs less than
+// the statements rows need. A step leaving a longer log moves it to one row per entry, so a
+// decision costs O(log n) rather than O(limit) (a blob of 100,000 entries is 1.6 MB read and
+// rewritten per decision). rl_log(log_id, t, n, cum): an entry of n units admitted at t, and
+// cum = the units the log has admitted up to and including it, so "units in the window" =
+// cum(newest) - cum before the oldest live entry: index lookups, never a scan. An index on
+// (log_id, cum) finds the entry whose expiry admits a rejected request (retry_after). The
+// key's rl_state row, under algo kSlidingLogAlgo, is the log's head: [log_id, live_from,
+// last_t, last_n, last_cum] (entries before live_from were popped by an earlier step; the
+// newest entry is kept there so a decision need not look it up), and carries expires_at as
+// every state row does, so the pruning sweep retires idle logs (an idle key comes back as a
+// blob). Rows are deleted in bounded amounts: popped entries at most kLogTrimPerDecision per
+// admitted decision (more than the one it adds, so they never pile up), the rows of a pruned
+// log (queued in rl_log_dead) at most kPruneBatch per pruning pass. log_id (from rl_meta,
+// never reused) rather than the key names the rows, so a key created again never sees rows
+// of its pruned predecessor. A log in rows stays in rows until pruned or reset. reset (erase)
+// deletes the key's rows at once. Decisions are the memory store's exactly:
+// SqliteStore::apply_sliding_log repeats SlidingWindow's arithmetic on the rows.
+// Migration: the blob layout is unchanged (rl_state, algo SlidingWindow::id), so existing
+// files keep working as they are; a blob over kLogInlineEntries entries (only files from
+// before the rows layout hold one) moves to rows on the key's first admitted decision (a
+// one-time O(entries), in that decision's transaction); a peek reads it without moving it.
+// An older library version sharing the file would see a key in rows as fresh: upgrade every
+// process using a file together.
 //
 // Time: limiter state expires by the limiter's clock (`now` passed in); primitives take
 // `now` from the caller as well (Python passes time.time()).
@@ -94,6 +97,8 @@ public:
     // the old blob layout), and the popped entries one admitted decision deletes at most.
     static constexpr int kSlidingLogAlgo = 101;
     static constexpr int kLogTrimPerDecision = 4;
+    // Entries up to which a sliding log stays one blob (1 KB; see the top of this file).
+    static constexpr int kLogInlineEntries = 64;
 
     // Opens (creating if needed) the database and its tables. Throws BackendError with the
     // path and a hint when the file or its directory is not writable,
