@@ -394,6 +394,56 @@ std::size_t SqliteStore::purge_expired(double now) {
 
 // ---- sliding-window log on rows: the SqliteStore members -------------------------------
 
+Decision SqliteStore::step_short_log(SqliteConnection& c, std::string_view key, double now,
+                                     std::int64_t cost, const SlidingWindow::Params& params,
+                                     bool peek) {
+    SlidingWindow::State state;
+    bool has_blob = false;
+    {
+        Statement select(c, Sql::select_state);
+        select.bind(1, kBlobLogAlgo).bind_text(2, key);
+        has_blob = read_row(select, c, key, "reading state");
+    }
+    if (has_blob && !SlidingWindow::decode(c.decoded.data(), c.decoded.size(), state)) {
+        throw_corrupt(SlidingWindow::name, key);
+    }
+    if (peek) return SlidingWindow::peek(state, now, params);
+    const Decision d = SlidingWindow::step(state, now, cost, params);
+    if (!d.allowed) return d;  // a rejection leaves the state unchanged: nothing to write
+    const double fresh_at = SlidingWindow::fresh_at(state, params);
+    if (state.entries.size() <= static_cast<std::size_t>(kLogInlineEntries)) {
+        SlidingWindow::encode(state, c.outcome.encoded);
+        Statement(c, has_blob ? Sql::update_state : Sql::insert_state)
+            .bind(1, kBlobLogAlgo)
+            .bind_text(2, key)
+            .bind_blob(3, c.outcome.encoded.data(), c.outcome.encoded.size() * sizeof(double))
+            .bind(4, fresh_at)
+            .run("writing state");
+    } else {
+        // To rows, once per log. An admitted step leaves at most `limit` <= 2^52 units, so
+        // every cum is exact.
+        LogHead head;
+        head.log_id = next_log_id(c);
+        for (const SlidingWindow::Entry& e : state.entries) {
+            head.last_cum += e.n;
+            upsert_entry(c, head.log_id, e.t, e.n, head.last_cum);
+        }
+        head.live_from = state.entries[0].t;
+        head.last_t = state.entries.back().t;
+        head.last_n = state.entries.back().n;
+        write_head(c, key, head, false, fresh_at);
+        if (has_blob) {
+            Statement(c, Sql::delete_state)
+                .bind(1, kBlobLogAlgo)
+                .bind_text(2, key)
+                .run("moving state to rows");
+        }
+    }
+    bool wrapped = false;
+    if (++writes_ % kPruneEvery == 0) prune_state(c, now, wrapped);
+    return d;
+}
+
 std::size_t SqliteStore::drain_dead_logs(SqliteConnection& c, bool& drained) {
     drained = false;
     std::int64_t budget = kPruneBatch;
@@ -433,59 +483,7 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
     const HeadRead read = read_head(c, key, head);
     if (read == HeadRead::corrupt) throw_corrupt(SlidingWindow::name, key);
     if (read == HeadRead::absent) {
-        // A short log is one blob (the original layout), stepped by SlidingWindow itself;
-        // a step leaving more than kLogInlineEntries entries moves it to rows.
-        SlidingWindow::State state;
-        bool has_blob = false;
-        {
-            Statement select(c, Sql::select_state);
-            select.bind(1, kBlobLogAlgo).bind_text(2, key);
-            has_blob = read_row(select, c, key, "reading state");
-        }
-        if (has_blob && !SlidingWindow::decode(c.decoded.data(), c.decoded.size(), state)) {
-            throw_corrupt(SlidingWindow::name, key);
-        }
-        const SlidingWindow::Params params{limit_count, window};
-        if (peek) {
-            const Decision d = SlidingWindow::peek(state, now, params);
-            txn.commit();
-            return d;
-        }
-        const Decision d = SlidingWindow::step(state, now, cost, params);
-        if (d.allowed) {  // a rejection leaves the state unchanged: nothing to write
-            const double fresh_at = SlidingWindow::fresh_at(state, params);
-            if (state.entries.size() <= static_cast<std::size_t>(kLogInlineEntries)) {
-                SlidingWindow::encode(state, c.outcome.encoded);
-                Statement(c, has_blob ? Sql::update_state : Sql::insert_state)
-                    .bind(1, kBlobLogAlgo)
-                    .bind_text(2, key)
-                    .bind_blob(3, c.outcome.encoded.data(),
-                               c.outcome.encoded.size() * sizeof(double))
-                    .bind(4, fresh_at)
-                    .run("writing state");
-            } else {
-                head.log_id = next_log_id(c);
-                double cum = 0.0;
-                for (const SlidingWindow::Entry& e : state.entries) {
-                    cum += e.n;
-                    if (cum > kMaxCum) throw_corrupt(SlidingWindow::name, key);
-                    upsert_entry(c, head.log_id, e.t, e.n, cum);
-                }
-                head.live_from = state.entries[0].t;
-                head.last_t = state.entries.back().t;
-                head.last_n = state.entries.back().n;
-                head.last_cum = cum;
-                write_head(c, key, head, false, fresh_at);
-                if (has_blob) {
-                    Statement(c, Sql::delete_state)
-                        .bind(1, kBlobLogAlgo)
-                        .bind_text(2, key)
-                        .run("moving state to rows");
-                }
-            }
-            bool wrapped = false;
-            if (++writes_ % kPruneEvery == 0) prune_state(c, now, wrapped);
-        }
+        const Decision d = step_short_log(c, key, now, cost, {limit_count, window}, peek);
         txn.commit();
         return d;
     }
@@ -513,7 +511,8 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
         // first whose cum reaches (units before the live entries) + to_leave.
         const double to_leave = count + need - limit;
         Statement at(c, Sql::log_row_at_cum);
-        at.bind(1, head.log_id).bind(2, static_cast<std::int64_t>(first->cum - first->n + to_leave));
+        const double target = first->cum - first->n + to_leave;
+        at.bind(1, head.log_id).bind(2, static_cast<std::int64_t>(target));
         if (at.step("reading the sliding log")) d.retry_after = at.column_double(0) + window - now;
     }
     d.remaining = floor_count(limit - count);

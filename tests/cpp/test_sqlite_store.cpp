@@ -378,7 +378,9 @@ TEST_CASE("sqlite store: sliding log at limit 100,000 decides as memory, limit/w
     double now = 1.7e9;
     int in_rows = 0;
     for (int i = 0; i < 4000; ++i) {
-        if (rng() % 50 == 0) params = SlidingWindow::make_params({limits[rng() % 3], windows[rng() % 3]});
+        if (rng() % 50 == 0) {
+            params = SlidingWindow::make_params({limits[rng() % 3], windows[rng() % 3]});
+        }
         now += steps[rng() % 7];
         const std::string key = "k";  // one key: busy, so neither store prunes it
         const std::int64_t cost = costs[rng() % 8];

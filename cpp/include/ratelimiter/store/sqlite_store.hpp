@@ -66,6 +66,7 @@
 #include <utility>
 #include <vector>
 
+#include "ratelimiter/algorithm/sliding_window.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/operation.hpp"
@@ -181,10 +182,14 @@ private:
 
     Decision run_step(int algo, std::string_view key, double now, bool read_only,
                       const StepFn& step);
-    // SlidingWindow on the rows layout (see the top of this file); the same decisions as
+    // SlidingWindow on either layout (see the top of this file); the same decisions as
     // SlidingWindow::step / peek on the same log.
     Decision apply_sliding_log(std::string_view key, double now, std::int64_t cost,
                                std::int64_t limit, double window, Operation op);
+    // A key with no rows-layout head (a transaction is open): SlidingWindow's own step on
+    // the blob, which moves to rows when it outgrows kLogInlineEntries.
+    Decision step_short_log(SqliteConnection& c, std::string_view key, double now,
+                            std::int64_t cost, const SlidingWindow::Params& params, bool peek);
     // Deletes up to kPruneBatch rows of pruned logs (rl_log_dead); returns the rows deleted
     // and sets `drained` when no pruned log has rows left.
     static std::size_t drain_dead_logs(SqliteConnection& c, bool& drained);
