@@ -10,13 +10,13 @@ Each figure is decisions/s, then p99 and max latency of one call.
 Figures only: nothing here asserts a timing. Target: >= 20,000 decisions/s single thread.
 
 A second table (alone with --log-only) is the sliding-window log's per-decision cost with
-the log full, at limit 100 and limit 100,000, against a token-bucket decision on the same
+the log full, at limits 50, 100 and 100,000, against a token-bucket decision on the same
 file in the same run (the ratio is what to compare across machines). The log is filled by
-writing its state row directly in the pre-row blob layout (filling it with 100,000 real
-decisions took minutes when each rewrote the whole blob); the store converts that row on
-first touch (excluded from the timing), so afterwards every decision is on the current
-layout. The clock is fake: each decision is 1/1024 s after the last and the window is
-limit/1024 s, so each decision expires exactly one entry and adds one (the log stays full).
+writing its state row directly as one blob (filling it with 100,000 real decisions took
+minutes when each rewrote the whole blob). A log of up to 64 entries stays a blob (limit 50);
+a longer one moves to one row per entry on its first decision (excluded from the timing).
+The clock is fake: each decision is 1/1024 s after the last and the window is limit/1024 s,
+so each decision expires exactly one entry and adds one (the log stays full).
 
     python bench/bench_sqlite.py [--quick] [--log-only] [--dir DIR]
 """
@@ -117,8 +117,8 @@ TICK = 1.0 / 1024  # exact in binary, so entry times and expiries are exact at e
 
 
 def fill_log_blob(path: str, key: str, limit: int, window: float) -> None:
-    """Writes a full sliding log (`limit` entries, one unit each, TICK apart) for `key` in the
-    original blob layout: rl_state(algo=1, key, [t1, n1, t2, n2, ...] as host doubles)."""
+    """Writes a full sliding log (`limit` entries, one unit each, TICK apart) for `key` as one
+    blob: rl_state(algo=1, key, [t1, n1, t2, n2, ...] as host doubles)."""
     times = [EPOCH + i * TICK for i in range(limit)]
     blob = struct.pack(f"={2 * limit}d", *(x for t in times for x in (t, 1.0)))
     db = sqlite3.connect(path)
@@ -144,7 +144,7 @@ def per_decision_us(limiter: ratelimiter.BaseAlgorithm, clock: FakeClock, n: int
 def bench_log(directory: str, n: int) -> None:
     print(f"\nsliding-window log, log full, {n} admitted decisions each, one key")
     print(f"{'limit':>9} {'sliding log us':>15} {'token bucket us':>16} {'ratio':>7}")
-    for limit in (100, 100_000):
+    for limit in (50, 100, 100_000):
         path = os.path.join(directory, f"log-{limit}.db")
         window = limit * TICK
         with SQLiteBackend(path) as backend:  # creates the tables
@@ -157,7 +157,7 @@ def bench_log(directory: str, n: int) -> None:
             bucket = ratelimiter.TokenBucketRateLimiter(
                 backend, 10**12, 3600.0, clock=bucket_clock
             )
-            per_decision_us(log, clock, 1)  # first touch: converts an old-layout row
+            per_decision_us(log, clock, 1)  # first decision: a long blob moves to rows
             per_decision_us(bucket, bucket_clock, 1)
             log_us = per_decision_us(log, clock, n)
             if log.peek("k").remaining != 0:  # still full: `limit` units in the window
