@@ -128,8 +128,9 @@ public:
 
     // Limiter-state rows, expired or not (a count over the table).
     std::size_t size();
-    // Deletes every limiter-state row and primitive key expired at `now`, in batches of
-    // kPruneBatch (one transaction each, so other processes are never blocked long).
+    // Deletes every limiter-state row and primitive key expired at `now`, and the entry rows
+    // of pruned sliding logs, in batches of kPruneBatch (one transaction each, so other
+    // processes are never blocked long). Returns the state rows and keys deleted.
     std::size_t purge_expired(double now);
     // Whether the database answers a trivial query.
     bool ping();
