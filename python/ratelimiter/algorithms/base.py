@@ -102,6 +102,17 @@ def _rebuild_result(kwargs: dict[str, Any], window: float) -> RateLimitResult:
 _core._set_result_class(RateLimitResult)
 
 
+_waiting: Any = None  # ratelimiter.client._waiting, imported on first use (it imports us)
+
+
+def _load_waiting() -> Any:
+    global _waiting
+    from ..client import _waiting as module
+
+    _waiting = module
+    return module
+
+
 class BaseAlgorithm(ABC):
     """What every limiter offers. Subclass it to write your own algorithm."""
 
@@ -146,18 +157,15 @@ class BaseAlgorithm(ABC):
 
         See :mod:`ratelimiter.client` ("Calling rate-limited APIs" in the README).
         """
-        from ..client import _waiting
-
-        result: RateLimitResult = _waiting.acquire(self, key, cost, timeout)
+        result: RateLimitResult = (_waiting or _load_waiting()).acquire(self, key, cost, timeout)
         return result
 
     async def acquire_async(
         self, key: str, cost: int = 1, timeout: Optional[float] = None
     ) -> RateLimitResult:
         """:meth:`acquire` for asyncio code; never blocks the event loop."""
-        from ..client import _waiting
-
-        result: RateLimitResult = await _waiting.acquire_async(self, key, cost, timeout)
+        waiting = _waiting or _load_waiting()
+        result: RateLimitResult = await waiting.acquire_async(self, key, cost, timeout)
         return result
 
 

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
+from ..algorithms.async_base import AsyncRateLimiter, _is_allowed_any
 from ..exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
@@ -147,11 +148,23 @@ _registries_lock = threading.Lock()
 
 
 def _registry(limiter: Any) -> _Registry:
-    from ..algorithms.async_base import AsyncRateLimiter
-
+    """``limiter``'s registry: kept on the limiter itself (one attribute read on the hot
+    path), or in a weak map for objects that take no attributes."""
+    registry: Optional[_Registry] = getattr(limiter, "_waiting_registry", None)
+    if registry is not None:
+        return registry
     if isinstance(limiter, AsyncRateLimiter):  # share queues and pauses with its limiter
-        limiter = limiter.limiter
+        return _registry(limiter.limiter)
     with _registries_lock:
+        registry = getattr(limiter, "_waiting_registry", None)
+        if registry is not None:
+            return registry
+        try:
+            registry = _Registry()
+            limiter._waiting_registry = registry
+            return registry
+        except (AttributeError, TypeError):  # __slots__ or a proxy refusing attributes
+            pass
         try:
             registry = _registries.get(limiter)
             if registry is None:
@@ -209,9 +222,14 @@ def acquire(
         ConfigurationError: bad ``timeout`` (negative, NaN) or key/cost (from the limiter).
     """
     timeout = _check_args(key, cost, timeout)
-    clock = _current_timer(timer)
+    clock = _TIMER if timer is None else timer
     deadline = math.inf if timeout is None else clock.monotonic() + timeout
     registry = _registry(limiter)
+    if key not in registry.queues and key not in registry.pauses:
+        # Fast path: nobody waits for this key, so deciding at once jumps no queue.
+        result = limiter.is_allowed(key, cost)
+        if result.allowed:
+            return result
     ticket = object()
     queue = registry.enter(key, ticket)
     try:
@@ -250,8 +268,6 @@ def _async_decider(limiter: Any) -> Callable[[str, Any], Awaitable[Any]]:
     native = getattr(limiter, "is_allowed_async", None)
     if callable(native):
         return native  # type: ignore[no-any-return]
-    from ..algorithms.async_base import AsyncRateLimiter, _is_allowed_any
-
     if isinstance(limiter, AsyncRateLimiter):
         return limiter.is_allowed
 
@@ -274,6 +290,10 @@ async def acquire_async(
     decide = _async_decider(limiter)
     registry = _registry(limiter)
     loop_key = (key, id(asyncio.get_running_loop()))
+    if loop_key not in registry.async_queues and key not in registry.pauses:
+        result = await decide(key, cost)  # fast path: nobody waits for this key here
+        if result.allowed:
+            return result
     with registry.lock:
         queue = registry.async_queues.get(loop_key)
         if queue is None:
