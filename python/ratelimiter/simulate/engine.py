@@ -17,11 +17,12 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections import Counter, deque
+from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
-from operator import attrgetter
+from itertools import accumulate, compress, islice, repeat
+from operator import add, attrgetter, lt, mul, sub
 from typing import Any, Callable, Optional, TextIO
 
 from ..algorithms import (
@@ -92,6 +93,7 @@ class _PeakTracker:
         self.peak_key: Optional[str] = None
         self.peak_start = 0.0
         self._spans: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
+        self._tails: dict[str, list[float]] = {}
 
     def add(self, key: str, times: Iterable[float], costs: Iterable[int]) -> None:
         span = self._spans.get(key)
@@ -112,6 +114,50 @@ class _PeakTracker:
                 self.peak_start = q[0][0]
         running[0] = total
         self.peak = peak
+
+    def add_unit(self, key: str, times: list[float]) -> None:
+        """``add`` for cost-1 requests, with the scans in C (the common, hot case).
+
+        ``p`` admitted requests fit in one span iff some ``a[i + p - 1] < a[i] + window``:
+        one C-level pass (``any(map(lt, ...))``) answers it, and the peak only grows, so
+        usually a single pass per chunk confirms it did not (galloping search when it
+        did). The requests of the last window are carried over to the next call, so
+        spans crossing a chunk boundary are counted whole.
+        """
+        tail = self._tails.get(key)
+        a = tail + times if tail else times
+        if not a:
+            return
+        window = self.window
+        ends = list(map(add, a, repeat(window)))
+
+        def fits(p: int) -> bool:
+            return p <= len(a) and any(map(lt, islice(a, p - 1, None), ends))
+
+        if fits(self.peak + 1):
+            lo, step = self.peak + 1, 1  # lo fits; find hi that does not
+            while fits(lo + step):
+                lo, step = lo + step, step * 2
+            hi = lo + step
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if fits(mid):
+                    lo = mid
+                else:
+                    hi = mid
+            self.peak = lo
+            self.peak_key = key
+            self.peak_start = a[
+                next(i for i, (x, e) in enumerate(zip(islice(a, lo - 1, None), ends)) if x < e)
+            ]
+        # Keep the starts whose span may still reach a later request: a + window > last.
+        last = a[-1]
+        k = bisect_left(a, last - window)
+        while k < len(a) and a[k] + window <= last:
+            k += 1
+        while k > 0 and a[k - 1] + window > last:
+            k -= 1
+        self._tails[key] = a[k:]
 
 
 class TimeBins:
@@ -145,13 +191,15 @@ class TimeBins:
 
     def indices(self, times: list[float]) -> list[int]:
         """Bin index of each timestamp (call ``fit`` with the last one first)."""
-        origin, inv, last = self.origin, 1.0 / self.width, self.size - 1
-        return [min(int((t - origin) * inv), last) for t in times]
-
-    @staticmethod
-    def add(counts: list[int], indices: Iterable[int]) -> None:
-        for i, n in Counter(indices).items():
-            counts[i] += n
+        inv, last = 1.0 / self.width, self.size - 1
+        # int((t - origin) * inv) for each t, in C; times ascend, so only the end can
+        # round past the last bin.
+        out = list(map(int, map(mul, map(sub, times, repeat(self.origin)), repeat(inv))))
+        i = len(out) - 1
+        while i >= 0 and out[i] > last:
+            out[i] = last
+            i -= 1
+        return out
 
     def used(self) -> int:
         """Number of bins up to the one holding the latest request."""
@@ -333,7 +381,13 @@ def run_source(
             time_bins = TimeBins(bins, times[0], window / 8, algorithms)
         time_bins.fit(times[-1])
         indices = time_bins.indices(times)
-        TimeBins.add(time_bins.total, indices)
+        # Where each bin's requests start in the chunk (indices ascend): per-bin counts
+        # are then differences of prefix sums, computed in C.
+        first_bin = indices[0]
+        starts = [bisect_left(indices, b) for b in range(first_bin, indices[-1] + 2)]
+        total = time_bins.total
+        for b, (lo, hi) in enumerate(zip(starts, starts[1:]), first_bin):
+            total[b] += hi - lo
         for (name, limiter), run, tracker in zip(limiters, runs, trackers):
             keys: Iterable[str] = chunk.keys if chunk.keys is not None else repeat(DEFAULT_KEY, n)
             clock_feed.extend(times)
@@ -344,20 +398,23 @@ def run_source(
             if len(results) != n or clock_feed:
                 raise RuntimeError(f"{name} read the simulated clock other than once per decision")
             flags = list(map(_allowed, results))
-            admitted = sum(flags)
+            prefix = list(accumulate(flags, initial=0))
+            admitted = prefix[-1]
             run.admitted += admitted
             run.rejected += n - admitted
             if admitted < n:
-                waits = math.fsum(map(_retry_after, results))
+                waits = sum(map(_retry_after, results))
                 if math.isinf(waits):
                     finite = [w for w in map(_retry_after, results) if math.isfinite(w)]
                     run.insufficient_capacity += n - admitted - len(finite)
-                    waits = math.fsum(finite)
+                    waits = sum(finite)
                     run.retry_after_count += len(finite)
                 else:
                     run.retry_after_count += n - admitted
                 run.retry_after_sum += waits
-            TimeBins.add(time_bins.admitted[name], compress(indices, flags))
+            counts = time_bins.admitted[name]
+            for b, (lo, hi) in enumerate(zip(starts, starts[1:]), first_bin):
+                counts[b] += prefix[hi] - prefix[lo]
             admitted_times = compress(times, flags)
             if chunk.costs is None:
                 run.admitted_units += admitted
@@ -366,7 +423,9 @@ def run_source(
                 admitted_cost_list = list(compress(chunk.costs, flags))
                 run.admitted_units += sum(admitted_cost_list)
                 admitted_costs = admitted_cost_list
-            if chunk.keys is None:
+            if chunk.keys is None and chunk.costs is None:
+                tracker.add_unit(DEFAULT_KEY, list(admitted_times))
+            elif chunk.keys is None:
                 tracker.add(DEFAULT_KEY, admitted_times, admitted_costs)
             else:
                 _add_per_key(tracker, compress(chunk.keys, flags), admitted_times, admitted_costs)
