@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -193,5 +194,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         print(format_table(result))
     if args.out is not None:
-        print(f"chart written to {path}", file=sys.stderr if args.json else sys.stdout)
+        where = os.path.abspath(path)
+        print(f"chart written to {where}", file=sys.stderr if args.json else sys.stdout)
     return 0
