@@ -145,6 +145,31 @@ def test_streaming_peak_equals_brute_force(
     assert weighted.peak == _brute_peak(times, costs, window)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0.0, 0.001, 0.1, 0.5, 1.0]), max_size=120),
+    nkeys=st.sampled_from([1, 2, 40]),  # few keys (grouped path) and many (one pass)
+    chunk=st.integers(min_value=1, max_value=70),
+)
+def test_per_key_peak_equals_brute_force(gaps: list[float], nkeys: int, chunk: int) -> None:
+    times, t = [], 0.0
+    for g in gaps:
+        t += g
+        times.append(t)
+    keys = [f"k{(i * 7) % nkeys}" for i in range(len(times))]
+    tracker = _PeakTracker(1.0)
+    for i in range(0, len(times), chunk):
+        tracker.add_keyed_unit(keys[i : i + chunk], times[i : i + chunk])
+    expected = max(
+        (
+            _brute_peak([t for t, k in zip(times, keys) if k == key], [1] * len(times), 1.0)
+            for key in set(keys)
+        ),
+        default=0,
+    )
+    assert tracker.peak == expected
+
+
 def test_time_bins_double_and_stay_exact() -> None:
     bins = TimeBins(10, 0.0, 0.5, ["a"])
     times = [0.1 * i for i in range(200)]  # up to 19.9 s: 0.5 -> 1 -> 2 -> 4 s bins
