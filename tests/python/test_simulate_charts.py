@@ -40,6 +40,16 @@ def _panels(root: ET.Element) -> list[ET.Element]:
     return root.findall(".//s:g[@class='panel']", NS)
 
 
+def _count_runs(values: list, key=lambda v: v) -> int:
+    """Runs of equal neighbouring values whose key is positive (written independently)."""
+    runs, previous = 0, None
+    for v in values:
+        if key(v) > 0 and v != previous:
+            runs += 1
+        previous = v if key(v) > 0 else None
+    return runs
+
+
 def test_svg_has_one_panel_per_algorithm_and_pattern(four_patterns: Simulation) -> None:
     root = ET.fromstring(render_svg(four_patterns))
     panels = _panels(root)
@@ -70,15 +80,23 @@ def test_svg_panel_contents(boundary: Simulation) -> None:
         assert labels["panel-title"].startswith(
             f"{run.algorithm}: peak {run.peak_in_window} in any 1 s"
         )
-        # One bar per bin with something in it, for each series.
+        frame = panel.find("s:rect[@class='frame']", NS)
         used = pattern.bins.used()
         admitted = _per_window(pattern.bins.admitted[run.algorithm][:used], 1.0, pattern.bins.width)
         total = _per_window(pattern.bins.total[:used], 1.0, pattern.bins.width)
         adm = panel.findall("s:g[@class='series admitted']/s:rect", NS)
         rej = panel.findall("s:g[@class='series rejected']/s:rect", NS)
-        assert len(adm) == sum(1 for a in admitted if a > 0)
-        assert len(rej) == sum(1 for a, t in zip(admitted, total) if t - a > 0)
-        frame = panel.find("s:rect[@class='frame']", NS)
+        # One rectangle per run of equal, non-zero neighbouring bins, as wide as the run.
+        bar_w = float(frame.get("width")) * pattern.bins.width / (used * pattern.bins.width)
+        rejected = [t - a for a, t in zip(admitted, total)]
+        assert len(adm) == _count_runs(admitted)
+        assert len(rej) == _count_runs(list(zip(admitted, rejected)), lambda v: v[1])
+        assert sum(float(r.get("width")) for r in adm) == pytest.approx(
+            bar_w * sum(1 for a in admitted if a > 0), abs=0.05
+        )
+        assert sum(float(r.get("width")) for r in rej) == pytest.approx(
+            bar_w * sum(1 for r in rejected if r > 0), abs=0.05
+        )
         limit = panel.find("s:line[@class='limit-line']", NS)
         peak = panel.find("s:line[@class='peak-line']", NS)
         assert limit.get("data-value") == "10"

@@ -12,13 +12,14 @@ from __future__ import annotations
 import html
 import io
 import os
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .engine import PatternRun, Simulation, format_table
 from .svg import Svg
 
 __all__ = ["PlotDependencyError", "build_figure", "render_svg", "write_chart", "FORMATS"]
 
+T = TypeVar("T")
 FORMATS = (".svg", ".png", ".html")
 ADMITTED = "#2e7d32"
 REJECTED = "#ef9a9a"
@@ -66,6 +67,24 @@ def _series(pattern: PatternRun, algorithm: str) -> tuple[list[float], list[floa
         _per_window(admitted, pattern.window, bins.width),
         _per_window(rejected, pattern.window, bins.width),
     )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _runs(values: list[T], key: Callable[[T], float] = _identity) -> list[tuple[int, int, T]]:
+    """``(first index, length, value)`` of each run of equal values whose key is > 0."""
+    out: list[tuple[int, int, T]] = []
+    for i, v in enumerate(values):
+        if key(v) <= 0:
+            continue
+        if out and out[-1][2] == v and out[-1][0] + out[-1][1] == i:
+            start, n, _ = out[-1]
+            out[-1] = (start, n + 1, v)
+        else:
+            out.append((i, 1, v))
+    return out
 
 
 def _y_max(pattern: PatternRun) -> float:
@@ -157,7 +176,7 @@ def _panel(
     y_max: float,
 ) -> None:
     g = svg.group(class_="panel", data_algorithm=algorithm, data_pattern=pattern.name)
-    over = "  over the limit" if peak > pattern.limit else ""
+    over = ", over the limit" if peak > pattern.limit else ""
     g.text_at(
         x0,
         y0 - 4,
@@ -177,12 +196,11 @@ def _panel(
     # crispEdges: adjacent bars meet without anti-aliased seams between them.
     adm = g.group(class_="series admitted", fill=ADMITTED, shape_rendering="crispEdges")
     rej = g.group(class_="series rejected", fill=REJECTED, shape_rendering="crispEdges")
-    for t, a, rj in zip(lefts, admitted, rejected):
-        x = sx(t)
-        if a > 0:
-            adm.rect(x, sy(a), bar_w, sy(0) - sy(a))
-        if rj > 0:
-            rej.rect(x, sy(a + rj), bar_w, sy(a) - sy(a + rj))
+    # Neighbouring bins of equal height become one rectangle: same picture, smaller file.
+    for i, n, a in _runs(admitted):
+        adm.rect(sx(lefts[i]), sy(a), bar_w * n, sy(0) - sy(a))
+    for i, n, (a, rj) in _runs(list(zip(admitted, rejected)), key=lambda v: v[1]):
+        rej.rect(sx(lefts[i]), sy(a + rj), bar_w * n, sy(a) - sy(a + rj))
     g.line(
         x0,
         sy(pattern.limit),
