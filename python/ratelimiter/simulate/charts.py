@@ -105,7 +105,7 @@ def _ylabel(pattern: PatternRun) -> str:
 
 def _xlabel(pattern: PatternRun) -> str:
     origin = pattern.bins.origin
-    return "time (s)" if origin == 0 else f"time (s) since {origin:g}"
+    return "time (s)" if origin == 0 else f"time (s) since {origin:.10g}"
 
 
 def render_svg(simulation: Simulation) -> str:
