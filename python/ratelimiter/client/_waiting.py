@@ -156,9 +156,9 @@ def _registry(limiter: Any) -> _Registry:
     if isinstance(limiter, AsyncRateLimiter):  # share queues and pauses with its limiter
         return _registry(limiter.limiter)
     with _registries_lock:
-        registry = getattr(limiter, "_waiting_registry", None)
-        if registry is not None:
-            return registry
+        existing: Optional[_Registry] = getattr(limiter, "_waiting_registry", None)
+        if existing is not None:
+            return existing
         try:
             registry = _Registry()
             limiter._waiting_registry = registry
