@@ -53,3 +53,26 @@ async def test_acquire_async_on_redis(server: RedisServer, clock: FakeClock,
     results = [await limiter.acquire_async("api") for _ in range(4)]
     assert all(r.allowed for r in results)
     assert timer.sleeps == approx([0.5, 0.5])
+
+
+def test_share_pauses_makes_another_host_wait_for_the_servers_retry_after(
+        server: RedisServer, clock: FakeClock, timer: FakeTimer) -> None:
+    from client_apps import ScriptedApp
+    from http_servers import serve_wsgi
+
+    from ratelimiter.client import RateLimitedSession, RetryExhausted, RetryPolicy
+
+    server.client().flushall()
+    app = ScriptedApp([(429, {"Retry-After": "30"})])
+    a, b = host(server, clock), host(server, clock)  # two hosts, one Redis
+    with serve_wsgi(app) as url:
+        with RateLimitedSession(a, key="api", retry=RetryPolicy(max_retries=0),
+                                share_pauses=True) as session, pytest.raises(RetryExhausted):
+            session.get(url)
+        with RateLimitedSession(b, key="api", share_pauses=True) as session:
+            assert session.get(url).status_code == 200
+        assert len(timer.sleeps) == 1 and 29 < timer.sleeps[0] <= 30  # b waited for a's 429
+        with RateLimitedSession(host(server, clock), key="api") as session:
+            assert session.get(url).status_code == 200  # without share_pauses: no wait
+        assert len(timer.sleeps) == 1
+    assert app.statuses == [429, 200, 200]

@@ -6,6 +6,7 @@ from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationTypeError
+from . import _waiting
 from .breaker import CircuitBreaker
 from .retry import RetryPolicy
 from .throttle import _check_concurrency
@@ -29,7 +30,7 @@ class _Options:
 
     def __init__(self, limiter: Any, key: KeySpec, cost: CostSpec,
                  retry: Optional[RetryPolicy], breaker: Optional[CircuitBreaker],
-                 max_concurrency: Optional[int]) -> None:
+                 max_concurrency: Optional[int], share_pauses: bool = False) -> None:
         if not callable(getattr(limiter, "is_allowed", None)):
             raise ConfigurationTypeError(
                 f"limiter must have is_allowed(), got {type(limiter).__name__}")
@@ -48,6 +49,22 @@ class _Options:
         self.retry = retry if retry is not None else RetryPolicy(max_retries=0)
         self.breaker = breaker
         self.max_concurrency = _check_concurrency(max_concurrency)
+        self.share_pauses = bool(share_pauses)
+
+    def before_acquire(self, key: str) -> None:
+        """With ``share_pauses``: adopt a pause another process stored for ``key``."""
+        if self.share_pauses:
+            left = _waiting.shared_pause_left(self.limiter, key)
+            if left > 0:
+                _waiting.pause(self.limiter, key, left)
+
+    def server_said_wait(self, key: str, seconds: float, *, share: bool = True) -> None:
+        """The server asked for ``seconds``: every caller of ``key`` waits (here, and with
+        ``share_pauses`` in every process using the limiter's store; ``share=False``
+        leaves that to an async caller, which must not block its loop on the store)."""
+        _waiting.pause(self.limiter, key, seconds)
+        if self.share_pauses and share:
+            _waiting.share_pause(self.limiter, key, seconds)
 
     def key_for(self, request: Any, url: str) -> str:
         if self.key is None:

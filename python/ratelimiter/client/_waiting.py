@@ -354,3 +354,34 @@ def pause(limiter: Any, key: str, seconds: float, *, timer: Optional[Timer] = No
         if len(registry.pauses) >= _MAX_PAUSES:  # bounded: drop the pauses that have ended
             registry.pauses = {k: t for k, t in registry.pauses.items() if t > now}
         registry.pauses[key] = max(registry.pauses.get(key, -math.inf), now + seconds)
+
+
+# -- pauses shared through the limiter's store (opt-in, used by the HTTP adapters) ---------
+
+
+def _pause_storage_key(limiter: Any, key: str) -> str:
+    return f"{getattr(limiter, 'key_prefix', '')}client-pause:{key}"
+
+
+def share_pause(limiter: Any, key: str, seconds: float) -> bool:
+    """Record "nobody calls ``key`` for ``seconds``" in ``limiter``'s store, for every
+    process and host using it (wall-clock time, so hosts' clock skew shifts it by that
+    much). One ``SET`` with a TTL: the last writer wins (no read-modify-write). Returns
+    False when the limiter's backend has no ``set``."""
+    backend = getattr(limiter, "backend", None)
+    if backend is None or not callable(getattr(backend, "set", None)) or seconds <= 0:
+        return False
+    backend.set(_pause_storage_key(limiter, key), time.time() + seconds, ttl=seconds + 1.0)
+    return True
+
+
+def shared_pause_left(limiter: Any, key: str) -> float:
+    """Seconds left of a pause another process shared for ``key`` (0 if none). One ``GET``."""
+    backend = getattr(limiter, "backend", None)
+    if backend is None or not callable(getattr(backend, "get", None)):
+        return 0.0
+    until = backend.get(_pause_storage_key(limiter, key))
+    if not isinstance(until, (int, float)) or isinstance(until, bool):
+        return 0.0
+    left = float(until) - time.time()
+    return left if math.isfinite(left) and left > 0 else 0.0

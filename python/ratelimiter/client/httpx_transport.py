@@ -31,7 +31,8 @@ _DEFAULT = RetryPolicy()
 
 
 def _after_response(options: _Options, key: str, request: httpx.Request,
-                    response: httpx.Response) -> tuple[bool, Optional[float]]:
+                    response: httpx.Response, *, share: bool = True,
+                    ) -> tuple[bool, Optional[float]]:
     """Breaker bookkeeping and the server's wait; ``(retryable, server_wait)``."""
     status = response.status_code
     if options.breaker is not None:
@@ -43,7 +44,7 @@ def _after_response(options: _Options, key: str, request: httpx.Request,
         return False, None
     server_wait = options.retry.server_wait(response.headers, time.time())
     if server_wait is not None:
-        _waiting.pause(options.limiter, key, server_wait)
+        options.server_said_wait(key, server_wait, share=share)
     return options.retry.retries_method(request.method), server_wait
 
 
@@ -60,8 +61,10 @@ class RateLimitedTransport(httpx.BaseTransport):
                  retry: Optional[RetryPolicy] = _DEFAULT,
                  breaker: Optional[CircuitBreaker] = None,
                  max_concurrency: Optional[int] = None,
+                 share_pauses: bool = False,
                  transport: Optional[httpx.BaseTransport] = None) -> None:
-        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency)
+        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency,
+                            share_pauses)
         self._transport = transport if transport is not None else httpx.HTTPTransport()
         self._slots = (threading.BoundedSemaphore(self._rl.max_concurrency)
                        if self._rl.max_concurrency is not None else None)
@@ -82,6 +85,7 @@ class RateLimitedTransport(httpx.BaseTransport):
             if self._slots is not None:
                 self._slots.acquire()
             try:
+                options.before_acquire(key)
                 _waiting.acquire(options.limiter, key, cost,
                                  attempts.remaining_budget(timer.monotonic()))
                 attempts.sent += 1
@@ -123,8 +127,10 @@ class AsyncRateLimitedTransport(httpx.AsyncBaseTransport):
                  retry: Optional[RetryPolicy] = _DEFAULT,
                  breaker: Optional[CircuitBreaker] = None,
                  max_concurrency: Optional[int] = None,
+                 share_pauses: bool = False,
                  transport: Optional[httpx.AsyncBaseTransport] = None) -> None:
-        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency)
+        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency,
+                            share_pauses)
         self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._slots: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -155,6 +161,8 @@ class AsyncRateLimitedTransport(httpx.AsyncBaseTransport):
             if semaphore is not None:
                 await semaphore.acquire()
             try:
+                if options.share_pauses:  # the store's GET, off the event loop
+                    await asyncio.to_thread(options.before_acquire, key)
                 await _waiting.acquire_async(options.limiter, key, cost,
                                              attempts.remaining_budget(timer.monotonic()))
                 attempts.sent += 1
@@ -169,7 +177,10 @@ class AsyncRateLimitedTransport(httpx.AsyncBaseTransport):
             finally:
                 if semaphore is not None:
                     semaphore.release()
-            retryable, server_wait = _after_response(options, key, request, response)
+            retryable, server_wait = _after_response(options, key, request, response,
+                                                     share=False)
+            if server_wait is not None and options.share_pauses:
+                await asyncio.to_thread(_waiting.share_pause, options.limiter, key, server_wait)
             if not retryable:
                 return response
             wait, reason = attempts.next_wait(server_wait, timer.monotonic())

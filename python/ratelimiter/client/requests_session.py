@@ -47,14 +47,20 @@ class RateLimitedSession(requests.Session):
         retry: The :class:`RetryPolicy` (default ``RetryPolicy()``; ``None``: no retries).
         breaker: A :class:`CircuitBreaker`, or ``None``.
         max_concurrency: Most requests in flight at once through this session.
+        share_pauses: Also store a server's wait in the limiter's backend (one ``SET``
+            with a TTL under ``<key_prefix>client-pause:<key>``), and read it before each
+            attempt (one ``GET``), so with a ``RedisBackend`` a 429 seen by one process
+            makes every process and host wait. Off by default: it costs a round trip.
     """
 
     def __init__(self, limiter: Any, *, key: KeySpec = None, cost: CostSpec = 1,
                  retry: Optional[RetryPolicy] = _DEFAULT,
                  breaker: Optional[CircuitBreaker] = None,
-                 max_concurrency: Optional[int] = None) -> None:
+                 max_concurrency: Optional[int] = None,
+                 share_pauses: bool = False) -> None:
         super().__init__()
-        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency)
+        self._rl = _Options(limiter, key, cost, retry, breaker, max_concurrency,
+                            share_pauses)
         self._slots = (threading.BoundedSemaphore(self._rl.max_concurrency)
                        if self._rl.max_concurrency is not None else None)
 
@@ -74,6 +80,7 @@ class RateLimitedSession(requests.Session):
             if self._slots is not None:
                 self._slots.acquire()
             try:
+                options.before_acquire(key)
                 _waiting.acquire(options.limiter, key, cost,
                                  attempts.remaining_budget(timer.monotonic()))
                 attempts.sent += 1
@@ -96,7 +103,7 @@ class RateLimitedSession(requests.Session):
                 return response
             server_wait = options.retry.server_wait(response.headers, time.time())
             if server_wait is not None:
-                _waiting.pause(options.limiter, key, server_wait)
+                options.server_said_wait(key, server_wait)
             if not options.retry.retries_method(request.method or "GET"):
                 return response
             wait, reason = attempts.next_wait(server_wait, timer.monotonic())
