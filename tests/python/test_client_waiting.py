@@ -363,3 +363,36 @@ def test_real_time_waits_are_exact_sleeps() -> None:
     elapsed = time.monotonic() - started
     assert all(r.allowed for r in results)
     assert elapsed >= 0.2 - 0.005  # four exact 50 ms waits (lower bound only)
+
+
+def test_observable_limiter_records_the_decisions_of_acquire(clock: FakeClock,
+                                                             timer: FakeTimer) -> None:
+    from ratelimiter import InMemoryMetricsCollector, ObservableRateLimiter
+
+    metrics = InMemoryMetricsCollector()
+    limiter = ObservableRateLimiter(TokenBucketRateLimiter(MemoryBackend(), 1, 1.0, clock=clock),
+                                    metrics)
+    assert limiter.acquire("k").allowed and limiter.acquire("k").allowed
+    assert timer.sleeps == approx([1.0])
+    # admitted, refused (fast path), refused (at the head, before the sleep), admitted
+    assert metrics.get_stats("k")["allowed"] == 2
+    assert metrics.get_stats("k")["dropped"] == 2
+
+
+async def test_a_cancelled_head_lets_the_next_task_in(clock: FakeClock, timer: FakeTimer) -> None:
+    limiter = TokenBucketRateLimiter(MemoryBackend(), 10, 10.0, clock=clock)
+    limiter.acquire("k", 10)
+    never = asyncio.Event()
+
+    async def stuck_sleep(seconds: float) -> None:
+        await never.wait()
+
+    timer.sleep_async = stuck_sleep  # type: ignore[method-assign]
+    head = asyncio.ensure_future(limiter.acquire_async("k", 5))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(limiter.acquire_async("k", 1))
+    await asyncio.sleep(0)
+    head.cancel()
+    clock.advance(1.0)
+    assert (await asyncio.wait_for(second, 5)).allowed  # now the head, and a token is there
+    assert _waiting._registry(limiter).async_queues == {}
