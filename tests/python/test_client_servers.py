@@ -60,6 +60,8 @@ def test_client_at_the_servers_rate_sees_no_429_and_no_time_lost() -> None:
     assert counter.statuses == {200: 3 * N}  # the server answered no 429 at all
     assert len(app.arrivals) == 3 * N
     minimum = (3 * N - 1) / N  # first request at 0, then one every 1/N s
+    print(f"\n{3 * N} requests at {N}/s: {elapsed:.3f} s (minimum {minimum:.3f} s, "
+          f"+{(elapsed / minimum - 1) * 100:.1f}%), server statuses {counter.statuses}")
     assert minimum <= elapsed <= 1.10 * minimum, elapsed
 
 
@@ -86,6 +88,9 @@ def test_four_processes_by_four_threads_share_one_redis_budget(tmp_path: Path) -
     # The shared budget admits one request every 1/n s, so no 1 s span holds more than n
     # admissions. Arrivals are measured at the server, after the network and the GIL of 4
     # processes on a shared machine: allow 100 ms of jitter (a span of 0.9 s).
+    print(f"\n4x4 on Redis, {total} requests at {n}/s: statuses {counter.statuses}, most "
+          f"arrivals in any 1 s {max_in_span(app.arrivals, 1.0)}, in any 0.9 s "
+          f"{max_in_span(app.arrivals, 1.0, tolerance=0.1)}")
     assert max_in_span(app.arrivals, 1.0, tolerance=0.1) <= n
     assert len(app.arrivals) == total
 
@@ -98,6 +103,8 @@ def test_retry_after_twice_then_success_and_giving_up() -> None:
             assert session.get(url + "/").status_code == 200
         assert app.statuses == [429, 429, 200]
         assert all(gap >= 2.0 for gap in spacing(app.arrivals)), spacing(app.arrivals)
+        gaps = [round(g, 3) for g in spacing(app.arrivals)]
+        print(f"\nretries after Retry-After: 2 spaced {gaps}")
 
         app.__init__([(429, {"Retry-After": "2"})] * 3)  # type: ignore[misc]
         with RateLimitedSession(limiter, retry=RetryPolicy(max_retries=1)) as session, \
@@ -153,4 +160,5 @@ def test_200_async_tasks_never_more_than_10_in_flight() -> None:
         codes = asyncio.run(run(url))
     assert codes == [200] * 200
     assert app.total == 200
+    print(f"\n200 async tasks, max_concurrency=10: server peak in flight {app.peak}")
     assert app.peak == 10  # the server saw at most (and, with 200 waiting, exactly) 10
