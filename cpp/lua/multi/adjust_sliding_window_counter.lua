@@ -2,14 +2,9 @@
 --! include _window_pair.lua
 local function adjust(key, a, now, delta)
     local window = tonumber(a[6])
-    local s = load_state(key, 3)
-    local pair
-    if s then
-        pair = { k = s[1], curr = s[2], prev = s[3] }
-    else
-        pair = { k = aligned_window_index(now, window), curr = 0, prev = 0 }
-    end
-    roll(pair, now, window)
+    local pair = pair_from(load_state(key, 4, 3), now, window)
+    roll(pair, now, pair.window)
+    migrate(pair, now, window)
     if delta >= 0 then
         pair.curr = pair.curr + delta
     else
@@ -18,5 +13,5 @@ local function adjust(key, a, now, delta)
         pair.curr = pair.curr - from_curr
         pair.prev = max(0, pair.prev - (refund - from_curr))
     end
-    store_state(key, { pair.k, pair.curr, pair.prev }, (pair.k + 2) * window, now)
+    store_state(key, { pair.k, pair.curr, pair.prev, window }, (pair.k + 2) * window, now)
 end

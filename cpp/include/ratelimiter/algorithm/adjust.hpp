@@ -2,10 +2,11 @@
 // without a decision — e.g. an LLM call's real token count once the response is known.
 // Semantics per algorithm are specified in docs/ALGORITHMS.md ("Adjusting after the fact"):
 //   - the state is first rolled forward to `now` exactly as a step would roll it;
-//   - a charge is never refused: it may take a key into debt (tokens below 0, a TAT far
-//     ahead, a level or a count above the limit), and later requests wait until it is paid;
+//   - a charge is never refused. The windowed algorithms carry it whole (counts above the
+//     limit: later requests wait until the windows pass); the buckets carry at most one
+//     whole bucket (a charge empties it; see below);
 //   - a refund never goes past a full quota (counts never below 0, tokens never above
-//     capacity, the TAT never before now, the leaky level never below 0);
+//     capacity, levels never below 0);
 //   - the sliding log gains one entry at now for a charge and loses its newest units first
 //     for a refund.
 // Kept out of the algorithm headers on purpose: it only manipulates their State, by
@@ -23,15 +24,17 @@ namespace ratelimiter {
 
 inline void adjust_state(FixedWindow::State& s, double now, std::int64_t delta,
                          const FixedWindow::Params& p) {
-    const double k_now = aligned_window_index(now, p.window);
-    if (k_now > s.k) s = FixedWindow::State{k_now, 0.0};
+    double until = kInf;
+    s = FixedWindow::current(s, now, p, until);  // as a step reads it, on p's grid
     const double units = static_cast<double>(delta);
     s.count = delta >= 0 ? s.count + units : std::max(0.0, s.count + units);
 }
 
 inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_t delta,
                          const SlidingWindowCounter::Params& p) {
-    s.roll(now, p.window);
+    s.sanitize(now, p.window);
+    s.roll(now, s.window);
+    s.migrate(now, p.window);
     if (delta >= 0) {
         s.curr += static_cast<double>(delta);
         return;
@@ -43,25 +46,33 @@ inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_
     s.prev = std::max(0.0, s.prev - (refund - from_curr));
 }
 
+// The buckets' sanitizers read tokens below 0 as corrupt and a level above capacity as a
+// lowered capacity, so a bucket's debt is at most one whole bucket: a charge empties it
+// (tokens 0 / level at capacity / GCRA level at burst) and the rest is not carried.
 inline void adjust_state(TokenBucket::State& s, double now, std::int64_t delta,
                          const TokenBucket::Params& p) {
+    TokenBucket::sanitize(s, now, p);
     const double elapsed = std::max(0.0, now - s.last);
     s.tokens = std::min(p.capacity, s.tokens + elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.tokens = std::min(p.capacity, s.tokens - static_cast<double>(delta));
+    s.tokens = std::max(0.0, std::min(p.capacity, s.tokens - static_cast<double>(delta)));
 }
 
 inline void adjust_state(LeakyBucket::State& s, double now, std::int64_t delta,
                          const LeakyBucket::Params& p) {
+    LeakyBucket::sanitize(s, now, p);
     const double elapsed = std::max(0.0, now - s.last);
     s.level = std::max(0.0, s.level - elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.level = std::max(0.0, s.level + static_cast<double>(delta));
+    s.level = std::min(p.capacity, std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 inline void adjust_state(Gcra::State& s, double now, std::int64_t delta, const Gcra::Params& p) {
-    const double base = std::max(s.tat, now);
-    s.tat = std::max(now, base + static_cast<double>(delta) * p.interval);
+    Gcra::sanitize(s, now, p);
+    const double elapsed = std::max(0.0, now - s.last);
+    s.level = std::max(0.0, s.level - elapsed / p.interval);
+    s.last = std::max(s.last, now);
+    s.level = std::min(p.burst, std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 // Through the encoded form, so the log's container (the algorithm header's business) is
