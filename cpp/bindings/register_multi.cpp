@@ -252,15 +252,10 @@ std::vector<std::int64_t>& MultiLimiter::read_costs(py::handle cost, MultiOp op)
                                       ")");
         }
         const std::string what = "cost for dimension '" + dim + "'";
-        std::int64_t c = 0;
-        if (adjusting) {
-            c = to_signed_count(value, what);
-        } else {
-            c = to_signed_count(value, what);
-            if (c < 0) {
-                raise_configuration_error(what + " must be >= 0 (only adjust() refunds), got " +
-                                          std::to_string(c));
-            }
+        const std::int64_t c = to_signed_count(value, what);
+        if (c < 0 && !adjusting) {
+            raise_configuration_error(what + " must be >= 0 (only adjust() refunds), got " +
+                                      std::to_string(c));
         }
         for (std::size_t i : it->second) costs[i] = c;
     }
@@ -309,7 +304,8 @@ py::object MultiLimiter::build_result(py::handle key, const Decision* decisions,
     PyObject* payload = PyTuple_Pack(2, info_.ptr(), bytes);
     Py_DECREF(bytes);
     if (payload == nullptr) throw py::error_already_set();
-    const int rc = PyObject_SetAttrString(obj, "_multi", payload);
+    static PyObject* const slot_name = PyUnicode_InternFromString("_multi");
+    const int rc = PyObject_SetAttr(obj, slot_name, payload);
     Py_DECREF(payload);
     if (rc < 0) throw py::error_already_set();
     return result;

@@ -5,7 +5,8 @@
 --   KEYS[i]   limit i's state key (all of a key's limits share one {hash tag})
 --   ARGV[1]   now ('' = server TIME), ARGV[2] unused ('0'), ARGV[4] reply format
 --   ARGV[3]   'consume': decide every limit on the current state without storing; only if
---             all admit, step each again with consume (all or nothing). A limit of cost 0
+--             all admit, step each again with consume (all or nothing; the last one decides
+--             with consume at once, storing only if it admits). A limit of cost 0
 --             is not consulted (reported as a peek, counted as admitting).
 --             'peek': every limit peeks.  'adjust': charge/refund every limit of non-zero
 --             cost (a signed count), then report each as a peek.
@@ -25,19 +26,29 @@ end
 
 local admitted = true
 if op == 'consume' then
+    -- The last consulted limit decides with consume directly (it stores only if it admits),
+    -- so a single limit costs one step, as the single-limit script does.
+    local last = 0
+    for i = 1, n do
+        if costs[i] ~= 0 then last = i end
+    end
     for i = 1, n do
         if costs[i] == 0 then
             local r = limit_step({ KEYS[i] }, args[i], now, 1, false)
             r[1], r[2], r[5] = true, false, 0
             results[i] = r
-        else
+        elseif i ~= last then
             results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], false)
             if not results[i][1] then admitted = false end
         end
     end
+    if last > 0 then
+        results[last] = limit_step({ KEYS[last] }, args[last], now, costs[last], admitted)
+        if not results[last][1] then admitted = false end
+    end
     if admitted then
         for i = 1, n do
-            if costs[i] ~= 0 then
+            if costs[i] ~= 0 and i ~= last then
                 results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], true)
             end
         end
