@@ -39,7 +39,7 @@ Cost = Union[int, Mapping[str, int]]
 _ALGORITHMS = ("fixed_window", "sliding_window", "sliding_window_counter", "token_bucket",
                "leaky_bucket", "gcra")
 
-_base_metadata = _core.RateLimitResultBase.metadata.__get__  # type: ignore[attr-defined]
+_base_metadata = _core.RateLimitResultBase.metadata.__get__
 
 
 class MultiRateLimitResult(RateLimitResult):
@@ -54,8 +54,10 @@ class MultiRateLimitResult(RateLimitResult):
     """
 
     __slots__ = ("_multi", "_metadata")
+    _multi: tuple[Any, bytes]  # set by the core: (limits info, per-limit doubles)
+    _metadata: dict[str, Any]
 
-    @property  # type: ignore[override]
+    @property
     def metadata(self) -> dict[str, Any]:
         cached: Optional[dict[str, Any]] = getattr(self, "_metadata", None)
         if cached is not None:
@@ -148,7 +150,7 @@ def _limit_defs(limits: MultiLimits) -> list[tuple[Optional[str], Limit]]:
                 raise ConfigurationTypeError(
                     f"limits: dimension names must be non-empty str, got {dimension!r}")
             pairs.extend((dimension, limit) for limit in parse_limits(spec))
-    elif isinstance(limits, (str, Limit)) or isinstance(limits, Iterable):
+    elif isinstance(limits, (str, Limit, Iterable)):
         pairs.extend((None, limit) for limit in parse_limits(limits))
     else:
         raise ConfigurationTypeError(

@@ -121,14 +121,14 @@ def test_rounds_until_the_minute_limit_binds(server: RedisServer, tmp_path: Any,
     limiter = MultiRateLimiter(make_backend(store, where), LIMITS, "fixed_window",
                                clock=lambda: now[0])
     per_round = []
+
+    def worker(admitted: list[int], i: int) -> None:
+        for _ in range(10):
+            admitted[i] += limiter.is_allowed("hot").allowed
+
     for _ in range(5):
         admitted = [0] * 8
-
-        def worker(i: int) -> None:
-            for _ in range(10):
-                admitted[i] += limiter.is_allowed("hot").allowed
-
-        pool = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        pool = [threading.Thread(target=worker, args=(admitted, i)) for i in range(8)]
         for t in pool:
             t.start()
         for t in pool:
