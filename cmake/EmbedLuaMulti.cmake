@@ -1,20 +1,25 @@
 # Embeds the multi-limit scripts (MultiRateLimiter) into <ratelimiter/lua_multi_scripts.hpp>:
-# for each algorithm, cpp/lua/_common.lua, then cpp/lua/multi/adjust_<name>.lua (its
-# `adjust`), then cpp/lua/<name>.lua wrapped unchanged as `limit_step(KEYS, ARGV, now, cost,
+# for each algorithm, cpp/lua/_common.lua, the helper files its scripts `--! include`, then
+# cpp/lua/multi/adjust_<name>.lua (its `adjust`), then cpp/lua/<name>.lua wrapped unchanged as `limit_step(KEYS, ARGV, now, cost,
 # consume)` — with `reply` shadowed to return its values — and cpp/lua/multi/_driver.lua,
 # which loops over the limits. The single-limit arithmetic is thus the very same text.
 # Usage (after EmbedLua.cmake): ratelimiter_embed_lua_multi(<target>).
 
-function(ratelimiter_lua_expand_includes out_var path lua_dir)
+# Reads `path` with its `--! include <file>.lua` lines removed; appends the included files'
+# names to the list `includes_var` (emitted once, at the top level of the multi script, so
+# their functions are created once per call rather than once per limit).
+function(ratelimiter_lua_read_body out_var includes_var path)
   file(READ ${path} body)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${path})
-  string(REGEX MATCHALL "--! include [A-Za-z0-9_]+\\.lua" includes "${body}")
-  foreach(directive IN LISTS includes)
+  string(REGEX MATCHALL "--! include [A-Za-z0-9_]+\\.lua" directives "${body}")
+  set(includes ${${includes_var}})
+  foreach(directive IN LISTS directives)
     string(REPLACE "--! include " "" included "${directive}")
-    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lua_dir}/${included})
-    file(READ ${lua_dir}/${included} included_source)
-    string(REPLACE "${directive}" "${included_source}" body "${body}")
+    list(APPEND includes ${included})
+    string(REPLACE "${directive}" "-- (${included}: included above)" body "${body}")
   endforeach()
+  list(REMOVE_DUPLICATES includes)
+  set(${includes_var} ${includes} PARENT_SCOPE)
   set(${out_var} "${body}" PARENT_SCOPE)
 endfunction()
 
@@ -30,9 +35,16 @@ function(ratelimiter_embed_lua_multi target)
   set(entries "")
   foreach(name IN LISTS RATELIMITER_LUA_ALGORITHMS)
     if(EXISTS ${lua_dir}/multi/adjust_${name}.lua)
-      ratelimiter_lua_expand_includes(adjust ${lua_dir}/multi/adjust_${name}.lua ${lua_dir})
-      ratelimiter_lua_expand_includes(body ${lua_dir}/${name}.lua ${lua_dir})
-      set(source "${common}\n${adjust}\n")
+      set(includes "")
+      ratelimiter_lua_read_body(adjust includes ${lua_dir}/multi/adjust_${name}.lua)
+      ratelimiter_lua_read_body(body includes ${lua_dir}/${name}.lua)
+      set(source "${common}\n")
+      foreach(included IN LISTS includes)
+        set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lua_dir}/${included})
+        file(READ ${lua_dir}/${included} included_source)
+        string(APPEND source "${included_source}\n")
+      endforeach()
+      string(APPEND source "${adjust}\n")
       string(APPEND source "local function limit_step(KEYS, ARGV, now, cost, consume)\n")
       string(APPEND source "local function reply(allowed, insufficient, remaining, reset_after, "
              "retry_after, meta)\n")
