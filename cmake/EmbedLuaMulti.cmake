@@ -1,7 +1,8 @@
 # Embeds the multi-limit scripts (MultiRateLimiter) into <ratelimiter/lua_multi_scripts.hpp>:
 # for each algorithm, cpp/lua/_common.lua, the helper files its scripts `--! include`, then
-# cpp/lua/multi/adjust_<name>.lua (its `adjust`), then cpp/lua/<name>.lua wrapped unchanged as `limit_step(KEYS, ARGV, now, cost,
-# consume)` — with `reply` shadowed to return its values — and cpp/lua/multi/_driver.lua,
+# cpp/lua/multi/adjust_<name>.lua (its `adjust`), cpp/lua/multi/_wrap.lua, then
+# cpp/lua/<name>.lua wrapped unchanged as `limit_step(KEYS, ARGV, now, cost, consume)` — with
+# `call`/`store_state`/`reply` shadowed (_wrap.lua) — and cpp/lua/multi/_driver.lua,
 # which loops over the limits. The single-limit arithmetic is thus the very same text.
 # Usage (after EmbedLua.cmake): ratelimiter_embed_lua_multi(<target>).
 
@@ -29,8 +30,9 @@ function(ratelimiter_embed_lua_multi target)
   set(out_file ${out_dir}/ratelimiter/lua_multi_scripts.hpp)
   file(READ ${lua_dir}/_common.lua common)
   file(READ ${lua_dir}/multi/_driver.lua driver)
+  file(READ ${lua_dir}/multi/_wrap.lua wrap)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-               ${lua_dir}/_common.lua ${lua_dir}/multi/_driver.lua)
+               ${lua_dir}/_common.lua ${lua_dir}/multi/_driver.lua ${lua_dir}/multi/_wrap.lua)
 
   set(entries "")
   foreach(name IN LISTS RATELIMITER_LUA_ALGORITHMS)
@@ -44,12 +46,10 @@ function(ratelimiter_embed_lua_multi target)
         file(READ ${lua_dir}/${included} included_source)
         string(APPEND source "${included_source}\n")
       endforeach()
-      string(APPEND source "${adjust}\n")
+      string(APPEND source "${adjust}\n${wrap}\n")
       string(APPEND source "local function limit_step(KEYS, ARGV, now, cost, consume)\n")
-      string(APPEND source "local function reply(allowed, insufficient, remaining, reset_after, "
-             "retry_after, meta)\n")
-      string(APPEND source "    return { allowed, insufficient, remaining, reset_after, "
-             "retry_after, meta }\nend\n")
+      string(APPEND source "local call, store_state, reply = deferring_call, "
+             "deferring_store_state, values_reply\n")
       string(APPEND source "${body}\nend\n${driver}")
     else()
       # No multi form (adaptive): a script that says so, so the table stays indexed by id.

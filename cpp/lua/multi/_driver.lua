@@ -1,12 +1,11 @@
 -- Multi-limit driver (MultiRateLimiter; C++ twin: store/multi.hpp apply_multi), appended to
--- every multi script after the algorithm's single-limit script wrapped as limit_step() and
--- its adjust() (cmake/EmbedLuaMulti.cmake).
+-- every multi script after the algorithm's single-limit script wrapped as limit_step(), its
+-- adjust() and _wrap.lua (cmake/EmbedLuaMulti.cmake).
 --
 --   KEYS[i]   limit i's state key (all of a key's limits share one {hash tag})
 --   ARGV[1]   now ('' = server TIME), ARGV[2] unused ('0'), ARGV[4] reply format
---   ARGV[3]   'consume': decide every limit on the current state without storing; only if
---             all admit, step each again with consume (all or nothing; the last one decides
---             with consume at once, storing only if it admits). A limit of cost 0
+--   ARGV[3]   'consume': step every limit with consume, its writes queued (_wrap.lua); run
+--             the writes only if all admitted (all or nothing). A limit of cost 0
 --             is not consulted (reported as a peek, counted as admitting).
 --             'peek': every limit peeks.  'adjust': charge/refund every limit of non-zero
 --             cost (a signed count), then report each as a peek.
@@ -26,30 +25,28 @@ end
 
 local admitted = true
 if op == 'consume' then
-    -- The last consulted limit decides with consume directly (it stores only if it admits),
-    -- so a single limit costs one step, as the single-limit script does.
-    local last = 0
-    for i = 1, n do
-        if costs[i] ~= 0 then last = i end
-    end
+    -- Every consulted limit steps with consume, its writes queued; all are committed only if
+    -- every limit admitted. Otherwise the limits that admitted are asked again without
+    -- consuming, to report their state as it is.
+    deferred = {}
     for i = 1, n do
         if costs[i] == 0 then
             local r = limit_step({ KEYS[i] }, args[i], now, 1, false)
             r[1], r[2], r[5] = true, false, 0
             results[i] = r
-        elseif i ~= last then
-            results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], false)
+        else
+            results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], true)
             if not results[i][1] then admitted = false end
         end
     end
-    if last > 0 then
-        results[last] = limit_step({ KEYS[last] }, args[last], now, costs[last], admitted)
-        if not results[last][1] then admitted = false end
-    end
+    local writes = deferred
+    deferred = nil
     if admitted then
+        commit(writes)
+    else
         for i = 1, n do
-            if costs[i] ~= 0 and i ~= last then
-                results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], true)
+            if costs[i] ~= 0 and results[i][1] then
+                results[i] = limit_step({ KEYS[i] }, args[i], now, costs[i], false)
             end
         end
     end
