@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <string>
@@ -100,10 +101,12 @@ private:
     }
 
     void write(const std::string& key, const std::vector<double>& encoded, double ttl) {
+        // Clamped before the integer conversion (a NaN or out-of-range double cast to an
+        // integer is undefined); an unknowable TTL keeps the state rather than dropping it.
+        const double whole = std::ceil(ttl);
+        const double bounded = std::isnan(whole) ? 1e15 : std::clamp(whole, 1.0, 1e15);
         py::list value = py::cast(encoded);
-        backend_.attr("set")(key, value,
-                             std::max<long long>(1, static_cast<long long>(
-                                                        std::min(std::ceil(ttl), 1e15))));
+        backend_.attr("set")(key, value, static_cast<long long>(bounded));
     }
 
     [[noreturn]] static void throw_corrupt(const std::string& key) {

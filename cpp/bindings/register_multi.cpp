@@ -332,6 +332,11 @@ py::object MultiLimiter::adjust(py::handle key, py::handle cost) {
 
 py::list MultiLimiter::is_allowed_many(py::handle keys, py::handle cost) {
     const std::vector<std::int64_t> costs = read_costs(cost, MultiOp::consume);
+    if (PyUnicode_Check(keys.ptr()) || PyBytes_Check(keys.ptr()) ||
+        PyByteArray_Check(keys.ptr())) {  // as Limiter::is_allowed_many: one str is not keys
+        raise_configuration_type_error("keys must be a list or tuple of str, not a single " +
+                                       type_name(keys) + " (use is_allowed for one key)");
+    }
     const auto seq = py::reinterpret_steal<py::object>(
         PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
     if (!seq) throw py::error_already_set();

@@ -197,8 +197,14 @@ class NativeRateLimiter(BaseAlgorithm):
     def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
         """Decide one request per key at one clock reading, in a single call into C++.
 
-        Every key is validated before any is decided.
+        Every key is validated before any is decided. A single ``str`` (or ``bytes``) is a
+        ``TypeError``, not a sequence of one-character keys.
         """
+        if isinstance(keys, (str, bytes, bytearray)):
+            raise ConfigurationTypeError(
+                f"keys must be an iterable of str, not a single {type(keys).__name__} "
+                "(use is_allowed for one key)"
+            )
         if not isinstance(keys, (list, tuple)):
             keys = list(keys)
         results: list[RateLimitResult] = self._impl.is_allowed_many(keys, cost)
@@ -234,7 +240,8 @@ class NativeRateLimiter(BaseAlgorithm):
         """``reset`` for asyncio code (see :meth:`is_allowed_async`)."""
         if getattr(self.backend, "is_async", False) is True:
             backend: Any = self.backend
-            await backend.reset(self.key_prefix + key, self._impl.algorithm)
+            # Validated like every other key (type, length, UTF-8) before it reaches Redis.
+            await backend.reset(self._impl._storage_key(key), self._impl.algorithm)
             return
         await self._off_loop(self.reset, key)
 
