@@ -3,8 +3,8 @@
 Run it::
 
     python examples/fastapi_app.py --port 8000
-    RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 \\
-        uvicorn --workers 2 --factory --app-dir examples fastapi_app:create_app     # shared by the workers
+    RATELIMIT_STORAGE_URI=redis://127.0.0.1:6379/0 uvicorn --workers 2 \\
+        --factory --app-dir examples fastapi_app:create_app     # shared by the workers
 
 then try::
 

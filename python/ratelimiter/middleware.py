@@ -74,7 +74,12 @@ from ._usage import (
 )
 from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any
 from .algorithms.base import RateLimitResult
-from .integrations._policy import REJECTION_BODY, HeaderStyle, ResponsePolicy, warn_if_memory_in_worker
+from .integrations._policy import (
+    REJECTION_BODY,
+    HeaderStyle,
+    ResponsePolicy,
+    warn_if_memory_in_worker,
+)
 from .key_funcs import asgi_peer, wsgi_peer
 from .metrics import (
     NearLimitCallback,

@@ -50,7 +50,7 @@ async def async_ping(request: HttpRequest) -> HttpResponse:
 
 
 @method_decorator(ratelimit("3/minute"), name="dispatch")
-class ItemsView(View):
+class ItemsView(View):  # type: ignore[misc]  # Django has no type hints
     def get(self, request: HttpRequest) -> HttpResponse:
         return JsonResponse({"items": [1, 2, 3]})
 

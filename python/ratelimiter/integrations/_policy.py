@@ -15,13 +15,15 @@ function that failed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..algorithms.base import RateLimitResult
+from ..algorithms.base import RateLimitResult, _whole_seconds
+from ..limits import Limit
 
 __all__ = [
     "HEADER_STYLES",
@@ -82,9 +84,9 @@ class ResponsePolicy:
         if style == "x-ratelimit":
             return result.headers
         if style == "ietf":
-            return result.ietf_headers
+            return _ietf_headers(result)
         if style == "both":
-            return {**result.headers, **result.ietf_headers}
+            return {**result.headers, **_ietf_headers(result)}
         retry = result.headers.get("Retry-After")
         return {} if retry is None else {"Retry-After": retry}
 
@@ -103,6 +105,31 @@ class ResponsePolicy:
 
     def __repr__(self) -> str:
         return f"ResponsePolicy(header_style={self.header_style!r})"
+
+
+def _ietf_headers(result: RateLimitResult) -> dict[str, str]:
+    """``result.ietf_headers``, except that a several-limits result names each policy by its
+    limit (``"5/minute"``), not by the integration's internal dimension names (which hold
+    view names: nothing a client needs to see)."""
+    entries = result.metadata.get("limits")
+    if not entries:
+        return result.ietf_headers
+    policies, states, seen = [], [], set()
+    for entry in entries:
+        name = base = str(Limit(int(entry["limit"]), float(entry["window"])))
+        n = 1
+        while name in seen:
+            n += 1
+            name = f"{base}#{n}"
+        seen.add(name)
+        window = max(1, math.ceil(entry["window"]))
+        policies.append(f'"{name}";q={entry["limit"]};w={window}')
+        states.append(f'"{name}";r={entry["remaining"]};t={_whole_seconds(entry["reset_after"])}')
+    headers = {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(states)}
+    retry = result.headers.get("Retry-After")
+    if retry is not None:
+        headers["Retry-After"] = retry
+    return headers
 
 
 class KeyFuncError(RuntimeError):

@@ -137,7 +137,7 @@ class Decision:
     pending: list[_Pending] = field(default_factory=list)
 
 
-def _most_restrictive(results: list[RateLimitResult]) -> Optional[RateLimitResult]:
+def _most_restrictive(results: Sequence[RateLimitResult]) -> Optional[RateLimitResult]:
     if not results:
         return None
     return min(results, key=lambda r: (r.remaining, -r.reset_after))
@@ -232,13 +232,13 @@ class Decider:
         """Decide ``request`` (sync). Raises ``KeyFuncError`` for a broken key function."""
         decision = Decision(True, None)
         results = []
-        for group, key, active in self._plan(request, method, key):
+        for group, group_key, active in self._plan(request, method, key):
             if group.deferred:
-                result = group.limiter.peek(key)
+                result = group.limiter.peek(group_key)
             else:
-                result = group.limiter.is_allowed(key, self._costs(active))
+                result = group.limiter.is_allowed(group_key, self._costs(active))
             results.append(result)
-            if not self._judge(group, key, active, result, decision):
+            if not self._judge(group, group_key, active, result, decision):
                 return decision
         decision.result = _most_restrictive(results)
         return decision
@@ -249,13 +249,14 @@ class Decider:
         directly, ``AsyncRedisBackend`` is awaited, anything else runs in an executor)."""
         decision = Decision(True, None)
         results = []
-        for group, key, active in self._plan(request, method, key):
+        for group, group_key, active in self._plan(request, method, key):
             if group.deferred:
-                result = await group.limiter.peek_async(key)
+                result = await group.limiter.peek_async(group_key)
             else:
-                result = await group.limiter.is_allowed_async(key, self._costs(active))
+                result = await group.limiter.is_allowed_async(group_key,
+                                                               self._costs(active))
             results.append(result)
-            if not self._judge(group, key, active, result, decision):
+            if not self._judge(group, group_key, active, result, decision):
                 return decision
         decision.result = _most_restrictive(results)
         return decision

@@ -62,6 +62,7 @@ from ._policy import (
     KEY_ERROR_BODY,
     KeyFuncError,
     ResponsePolicy,
+    check_header_style,
     log_key_error_once,
     warn_if_memory_in_worker,
 )
@@ -126,14 +127,16 @@ class _Config:
         self.backend = backend_from_uri(str(raw.get("BACKEND", "memory://")))
         limits = raw.get("DEFAULT_LIMITS")
         self.default_limits: Optional[list[Limit]] = (
-            None if not limits else parse_for_view(limits, f"settings.{_SETTING}['DEFAULT_LIMITS']"))
+            None if not limits
+            else parse_for_view(limits, f"settings.{_SETTING}['DEFAULT_LIMITS']"))
         self.key_func = _key_func(raw.get("KEY", "ip"), f"settings.{_SETTING}['KEY']")
         paths = raw.get("EXEMPT_PATHS", ())
         if isinstance(paths, str):
             paths = (paths,)
         self.exempt_paths: RouteTable[bool] = RouteTable.from_patterns(
             paths, True, param=f"settings.{_SETTING}['EXEMPT_PATHS']")
-        self.policy = ResponsePolicy(raw.get("HEADERS", "x-ratelimit"))
+        self.policy = ResponsePolicy(check_header_style(
+            raw.get("HEADERS", "x-ratelimit"), f"settings.{_SETTING}['HEADERS']"))
         self.algorithm = raw.get("ALGORITHM", "sliding_window_counter")
         self.middleware_decider = None if self.default_limits is None else Decider(
             [Rule(self.default_limits, "site")], self.backend, self.algorithm,

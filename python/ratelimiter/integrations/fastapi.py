@@ -24,8 +24,10 @@
   handling and apps can override it. Without a handler FastAPI answers
   ``{"detail": "rate limit exceeded"}``; install :func:`rate_limit_exception_handler` for
   the body every other integration sends, ``{"error": "rate limit exceeded"}``.
-* Admitted responses get the rate-limit headers too (through FastAPI's ``Response``
-  parameter, so also when the route returns its own ``Response``).
+* Admitted responses get the rate-limit headers too, through FastAPI's ``Response``
+  parameter. FastAPI drops those when a route returns its own ``Response`` object; such a
+  route can copy them from the dependency's value (``result = Depends(limit)``, then
+  ``result.headers``) or leave headers to the app-wide ASGI middleware.
 * It never blocks the event loop: memory decides directly, an ``AsyncRedisBackend`` is
   awaited, SQLite and sync Redis run in the default executor.
 * ``key_func(request) -> str`` (or ``async``); default the peer address. A key function
@@ -53,6 +55,7 @@ from ._policy import (
     HeaderStyle,
     KeyFuncError,
     ResponsePolicy,
+    check_header_style,
     check_key,
     log_key_error_once,
     warn_if_memory_in_worker,
@@ -142,7 +145,7 @@ class RateLimit:
         self.key_func = key_func
         self.algorithm = algorithm
         self.scope = scope
-        self.policy = ResponsePolicy(headers)
+        self.policy = ResponsePolicy(check_header_style(headers, "headers"))
         self.clock = clock
         self._deciders: dict[str, Decider] = {}
         self._lock = threading.Lock()

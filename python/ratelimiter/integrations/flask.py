@@ -62,6 +62,7 @@ from ._policy import (
     HeaderStyle,
     KeyFuncError,
     ResponsePolicy,
+    check_header_style,
     log_key_error_once,
     warn_if_memory_in_worker,
 )
@@ -141,7 +142,7 @@ class FlaskRateLimiter:
         self.algorithm = algorithm
         self.header_style = headers
         if headers is not None:
-            ResponsePolicy(headers)  # validate now
+            check_header_style(headers, "headers")
         self.on_breach = on_breach
         self.clock = clock
         self._rules: dict[Any, list[Rule]] = {}   # view function or blueprint name -> rules
@@ -161,7 +162,7 @@ class FlaskRateLimiter:
         if defaults is None and config.get("RATELIMIT_DEFAULT"):
             defaults = parse_for_view(config["RATELIMIT_DEFAULT"], "RATELIMIT_DEFAULT")
         style = self.header_style or config.get("RATELIMIT_HEADERS", "x-ratelimit")
-        policy = ResponsePolicy(style)
+        policy = ResponsePolicy(check_header_style(style, "RATELIMIT_HEADERS"))
         algorithm = config.get("RATELIMIT_ALGORITHM", self.algorithm)
         app.extensions[_EXTENSION] = _AppState(
             backend, defaults, algorithm, policy, bool(config.get("RATELIMIT_ENABLED", True)))
