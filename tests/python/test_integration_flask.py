@@ -327,3 +327,18 @@ def test_example_gunicorn_two_workers_on_redis(redis_url: str) -> None:
     with gunicorn("flask_app:create_app()", env) as url, \
             httpx.Client(base_url=url, headers={"Connection": "close"}) as client:
         _check_example(client)
+
+
+def test_memory_store_in_forked_worker_warns_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ratelimiter.integrations import _policy
+
+    monkeypatch.setattr(_policy, "_forked", True)  # as os.register_at_fork sets it in a child
+    monkeypatch.setattr(_policy, "_warned", False)
+    app, limiter = make(clock, default_limits="100/minute")
+    app.add_url_rule("/", "i", lambda: "ok")
+    with caplog.at_level(logging.WARNING, logger="ratelimiter.integrations"):
+        codes(app.test_client(), "/", 3)
+    warnings = [r for r in caplog.records if "N times the limit" in r.getMessage()]
+    assert len(warnings) == 1
