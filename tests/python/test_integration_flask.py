@@ -336,6 +336,7 @@ def test_memory_store_in_forked_worker_warns_once(
 
     monkeypatch.setattr(_policy, "_forked", True)  # as os.register_at_fork sets it in a child
     monkeypatch.setattr(_policy, "_warned", False)
+    monkeypatch.setattr(_policy, "_checked", False)
     app, limiter = make(clock, default_limits="100/minute")
     app.add_url_rule("/", "i", lambda: "ok")
     with caplog.at_level(logging.WARNING, logger="ratelimiter.integrations"):

@@ -180,12 +180,14 @@ def log_key_error_once(error: KeyFuncError) -> None:
 
 _CREATED_PID = os.getpid()
 _forked = False
+_checked = False  # this process has been checked (reset in a forked child)
 _warned = False
 
 
 def _after_fork_in_child() -> None:
-    global _forked
+    global _forked, _checked
     _forked = True
+    _checked = False
 
 
 if hasattr(os, "register_at_fork"):
@@ -204,13 +206,18 @@ def warn_if_memory_in_worker(backend: object) -> None:
 
     Every worker process has its own memory store, so with N workers a client gets N times
     the limit. Use ``SQLiteBackend`` (one host) or ``RedisBackend`` (a fleet) instead.
+    Called on every request: after the first memory-backed call of a process it costs one
+    global read.
     """
-    global _warned
-    if _warned:
+    global _warned, _checked
+    if _checked:
         return
     from ..backends.memory import MemoryBackend
 
-    if isinstance(backend, MemoryBackend) and _in_prefork_worker():
+    if not isinstance(backend, MemoryBackend):
+        return
+    _checked = True
+    if _in_prefork_worker() and not _warned:
         _warned = True
         logger.warning(
             "ratelimiter: a MemoryBackend is used in a worker process (pid %d); each worker "

@@ -254,7 +254,8 @@ class FlaskRateLimiter:
         if rules is None:
             rules = next((self._rules[bp] for bp in blueprints if bp in self._rules), None)
         if rules is None:
-            if state.default_limits is None:
+            # Static files are not views a client can abuse; limit them explicitly if needed.
+            if state.default_limits is None or endpoint.rsplit(".", 1)[-1] == "static":
                 return None
             rules = [Rule(state.default_limits, f"default:{endpoint}")]
         if self.on_breach is not None:
