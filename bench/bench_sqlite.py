@@ -9,13 +9,24 @@ worst case. Keys rotate over 1,000 names. Four threads are measured two ways:
 Each figure is decisions/s, then p99 and max latency of one call.
 Figures only: nothing here asserts a timing. Target: >= 20,000 decisions/s single thread.
 
-    python bench/bench_sqlite.py [--quick] [--dir DIR]
+A second table (alone with --log-only) is the sliding-window log's per-decision cost with
+the log full, at limits 50, 100 and 100,000, against a token-bucket decision on the same
+file in the same run (the ratio is what to compare across machines). The log is filled by
+writing its state row directly as one blob (filling it with 100,000 real decisions took
+minutes when each rewrote the whole blob). A log of up to 64 entries stays a blob (limit 50);
+a longer one moves to one row per entry on its first decision (excluded from the timing).
+The clock is fake: each decision is 1/1024 s after the last and the window is limit/1024 s,
+so each decision expires exactly one entry and adds one (the log stays full).
+
+    python bench/bench_sqlite.py [--quick] [--log-only] [--dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
+import struct
 import tempfile
 import threading
 import time
@@ -91,9 +102,74 @@ def bench(name: str, directory: str, n: int) -> tuple[Figure, Figure, Figure]:
     return single, shared, separate
 
 
+class FakeClock:
+    """A clock the benchmark advances by hand (epoch-scale, as in production)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+EPOCH = 1_700_000_000.0
+TICK = 1.0 / 1024  # exact in binary, so entry times and expiries are exact at epoch scale
+
+
+def fill_log_blob(path: str, key: str, limit: int, window: float) -> None:
+    """Writes a full sliding log (`limit` entries, one unit each, TICK apart) for `key` as one
+    blob: rl_state(algo=1, key, [t1, n1, t2, n2, ...] as host doubles)."""
+    times = [EPOCH + i * TICK for i in range(limit)]
+    blob = struct.pack(f"={2 * limit}d", *(x for t in times for x in (t, 1.0)))
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(
+            "INSERT OR REPLACE INTO rl_state(algo, key, state, expires_at) VALUES(1, ?, ?, ?)",
+            (key, blob, times[-1] + window),
+        )
+    db.close()
+
+
+def per_decision_us(limiter: ratelimiter.BaseAlgorithm, clock: FakeClock, n: int) -> float:
+    """Mean microseconds per admitted decision on key "k", the clock stepping TICK each."""
+    is_allowed = limiter.is_allowed
+    start = time.perf_counter()
+    for _ in range(n):
+        clock.now += TICK
+        if not is_allowed("k").allowed:
+            raise AssertionError("the benchmark expects every decision admitted")
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def bench_log(directory: str, n: int) -> None:
+    print(f"\nsliding-window log, log full, {n} admitted decisions each, one key")
+    print(f"{'limit':>9} {'sliding log us':>15} {'token bucket us':>16} {'ratio':>7}")
+    for limit in (50, 100, 100_000):
+        path = os.path.join(directory, f"log-{limit}.db")
+        window = limit * TICK
+        with SQLiteBackend(path) as backend:  # creates the tables
+            pass
+        fill_log_blob(path, "k", limit, window)
+        clock = FakeClock(EPOCH + (limit - 1) * TICK)
+        bucket_clock = FakeClock(EPOCH)
+        with SQLiteBackend(path) as backend:
+            log = ratelimiter.SlidingWindowRateLimiter(backend, limit, window, clock=clock)
+            bucket = ratelimiter.TokenBucketRateLimiter(
+                backend, 10**12, 3600.0, clock=bucket_clock
+            )
+            per_decision_us(log, clock, 1)  # first decision: a long blob moves to rows
+            per_decision_us(bucket, bucket_clock, 1)
+            log_us = per_decision_us(log, clock, n)
+            if log.peek("k").remaining != 0:  # still full: `limit` units in the window
+                raise AssertionError("the log was not full during the measurement")
+            bucket_us = per_decision_us(bucket, bucket_clock, n)
+        print(f"{limit:>9,} {log_us:>15.1f} {bucket_us:>16.1f} {log_us / bucket_us:>7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer decisions per figure")
+    parser.add_argument("--log-only", action="store_true", help="only the sliding-log table")
     parser.add_argument("--dir", help="directory for the database files (default: a temp dir)")
     args = parser.parse_args()
     n = 5_000 if args.quick else 40_000
@@ -102,11 +178,13 @@ def main() -> None:
             f"SQLite {__import__('sqlite3').sqlite_version} file in {directory}; "
             f"{n} admitted decisions per figure, 1,000 keys, WAL, synchronous=NORMAL"
         )
-        print("each column: decisions/s, p99 ms, max ms")
-        print(f"{'algorithm':<24}{'1 thread':<24}{'4 threads shared':<24}4 threads separate")
-        for name in LIMITERS:
-            single, shared, separate = bench(name, directory, n)
-            print(f"{name:<24}{single!s:<24}{shared!s:<24}{separate!s}")
+        if not args.log_only:
+            print("each column: decisions/s, p99 ms, max ms")
+            print(f"{'algorithm':<24}{'1 thread':<24}{'4 threads shared':<24}4 threads separate")
+            for name in LIMITERS:
+                single, shared, separate = bench(name, directory, n)
+                print(f"{name:<24}{single!s:<24}{shared!s:<24}{separate!s}")
+        bench_log(directory, 500 if args.quick else 2_000)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,16 @@ CREATE TABLE IF NOT EXISTS rl_zset(
     score REAL NOT NULL,
     PRIMARY KEY(key, member)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rl_zset_score ON rl_zset(key, score);
+CREATE TABLE IF NOT EXISTS rl_log(
+    log_id INTEGER NOT NULL,
+    t REAL NOT NULL,
+    n INTEGER NOT NULL,
+    cum INTEGER NOT NULL,
+    PRIMARY KEY(log_id, t)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rl_log_cum ON rl_log(log_id, cum);
+CREATE TABLE IF NOT EXISTS rl_log_dead(log_id INTEGER NOT NULL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS rl_meta(name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL)
+    WITHOUT ROWID;
 )sql";
 
 // Indexed by Sql. The prune statements delete at most SqliteStore::kPruneBatch rows.
@@ -67,7 +77,28 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count_)> kStatem
     "(SELECT key FROM rl_keys WHERE expires_at <= ?1 LIMIT 500)",
     "DELETE FROM rl_keys WHERE key IN "
     "(SELECT key FROM rl_keys WHERE expires_at <= ?1 LIMIT 500)",
+    // Sliding-window log rows (see sqlite_store.hpp). One bound on t, so the scan starts in
+    // the index at the first candidate rather than at the oldest row kept.
+    "SELECT t, n, cum FROM rl_log WHERE log_id = ?1 AND t > ?2 ORDER BY t",
+    "SELECT t FROM rl_log WHERE log_id = ?1 AND cum >= ?2 ORDER BY cum LIMIT 1",
+    "INSERT INTO rl_log(log_id, t, n, cum) VALUES(?1, ?2, ?3, ?4) "
+    "ON CONFLICT(log_id, t) DO UPDATE SET n = excluded.n, cum = excluded.cum",
+    "DELETE FROM rl_log WHERE log_id = ?1 AND t IN "
+    "(SELECT t FROM rl_log WHERE log_id = ?1 AND t < ?2 ORDER BY t LIMIT ?3)",
+    "UPDATE rl_log SET cum = cum - ?2 WHERE log_id = ?1",
+    "DELETE FROM rl_log WHERE log_id = ?1",
+    "INSERT INTO rl_meta(name, value) VALUES('log_id', 1) "
+    "ON CONFLICT(name) DO UPDATE SET value = value + 1",
+    "SELECT value FROM rl_meta WHERE name = 'log_id'",
+    // The log heads the pruning sweep is about to delete in (cursor, end]; ?3 = NULL means
+    // to the table's end. The algo literal is SqliteStore::kSlidingLogAlgo.
+    "SELECT state FROM rl_state WHERE algo = 101 AND (algo, key) > (?1, ?2) "
+    "AND (?3 IS NULL OR (algo, key) <= (?3, ?4)) AND expires_at <= ?5",
+    "INSERT OR IGNORE INTO rl_log_dead(log_id) VALUES(?1)",
+    "SELECT log_id FROM rl_log_dead ORDER BY log_id LIMIT 1",
+    "DELETE FROM rl_log_dead WHERE log_id = ?1",
 };
+static_assert(SqliteStore::kSlidingLogAlgo == 101, "log_expired_heads hard-codes the algo");
 static_assert(SqliteStore::kPruneBatch == 500, "the prune statements hard-code the batch");
 
 const char* synchronous_pragma(SqliteStore::Synchronous s) {

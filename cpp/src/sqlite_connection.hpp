@@ -41,6 +41,19 @@ enum class Sql : std::size_t {
     members_in_range,
     prune_key_members,
     prune_keys,
+    // The sliding-window log's rows (SqliteStore::apply_sliding_log).
+    log_rows_after,
+    log_row_at_cum,
+    log_upsert_row,
+    log_trim,
+    log_rebase,
+    log_delete_all,
+    log_bump_id,
+    log_read_id,
+    log_expired_heads,
+    log_mark_dead,
+    log_first_dead,
+    log_unmark_dead,
     count_,  // number of statements
 };
 

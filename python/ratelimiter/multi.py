@@ -241,7 +241,14 @@ class MultiRateLimiter:
         return result
 
     def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1) -> list[MultiRateLimitResult]:
-        """Decide one request per key at one clock reading, in order."""
+        """Decide one request per key at one clock reading, in order.
+
+        Every key is validated before any is decided; a single ``str`` is a ``TypeError``.
+        """
+        if isinstance(keys, (str, bytes, bytearray)):
+            raise ConfigurationTypeError(
+                f"keys must be an iterable of str, not a single {type(keys).__name__} "
+                "(use is_allowed for one key)")
         if not isinstance(keys, (list, tuple)):
             keys = list(keys)
         results: list[MultiRateLimitResult] = self._impl.is_allowed_many(keys, cost)

@@ -339,3 +339,144 @@ TEST_CASE("sqlite store: a forked child reopens the file and shares the limit",
     REQUIRE(WEXITSTATUS(status) == 6);
     REQUIRE_FALSE(store.apply<FixedWindow>("k", 1.0, 1, p, Operation::consume).allowed);
 }
+
+// ---- the sliding-window log's rows layout --------------------------------------------------
+
+namespace {
+
+std::int64_t count_rows(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    const std::int64_t n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+}  // namespace
+
+TEST_CASE("sqlite store: sliding log at limit 100,000 decides as memory, limit/window changing",
+          "[sqlite_store]") {
+    // Epoch-scale times, ulp-sized steps, multi-unit costs (so the log fills and rejections
+    // look up retry_after by cumulative count), and params changing between calls. Steps stay
+    // below the smallest window, so neither store ever prunes the key and their logs must be
+    // identical after every step (snapshot: the entries still in the log; an expired state
+    // may be pruned from one store and not yet from the other).
+    TempDir dir;
+    SqliteStore sqlite(dir.file("rl.db"), options());
+    MemoryStore memory;
+    std::mt19937_64 rng(7);
+    const double windows[] = {5.0, 20.0, 60.0};
+    const std::int64_t limits[] = {1000, 50000, 100000};
+    // Mostly short steps and unit costs, so logs outgrow kLogInlineEntries into rows.
+    const double steps[] = {0.0, 0x1p-22, 1e-3, 0.01, 0.02, 0.05, 1.0};
+    const std::int64_t costs[] = {1, 1, 1, 1, 3, 700, 20000, 100001};
+    auto params = SlidingWindow::make_params({100000, 60.0});
+    double now = 1.7e9;
+    int in_rows = 0;
+    for (int i = 0; i < 4000; ++i) {
+        if (rng() % 50 == 0) {
+            params = SlidingWindow::make_params({limits[rng() % 3], windows[rng() % 3]});
+        }
+        now += steps[rng() % 7];
+        const std::string key = "k";  // one key: busy, so neither store prunes it
+        const std::int64_t cost = costs[rng() % 8];
+        const Operation op = rng() % 8 == 0 ? Operation::peek : Operation::consume;
+        const Decision a = sqlite.apply<SlidingWindow>(key, now, cost, params, op);
+        const Decision b = memory.apply<SlidingWindow>(key, now, cost, params, op);
+        INFO("step " << i);
+        REQUIRE(same(a, b));
+        const auto stored = sqlite.snapshot<SlidingWindow>(key);
+        if (!stored.empty()) REQUIRE(stored == memory.snapshot<SlidingWindow>(key));
+        if (rng() % 300 == 0) {
+            REQUIRE(sqlite.erase<SlidingWindow>(key) == memory.erase<SlidingWindow>(key));
+        }
+        in_rows += count_rows(dir.file("rl.db"),
+                              "SELECT count(*) FROM rl_state WHERE algo = 101") > 0;
+    }
+    REQUIRE(in_rows > 1000);  // a third of the steps on rows (measured: 1274), the rest on blobs
+}
+
+TEST_CASE("sqlite store: sliding log deletes popped rows a few per decision, all on erase",
+          "[sqlite_store]") {
+    TempDir dir;
+    const std::string path = dir.file("rl.db");
+    SqliteStore store(path, options());
+    const auto p = SlidingWindow::make_params({10000, 10.0});
+    for (int i = 0; i < 1000; ++i) {
+        REQUIRE(store.apply<SlidingWindow>("k", 1000.0 + i * 1e-3, 1, p, Operation::consume)
+                    .allowed);
+    }
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") == 1000);
+    // All 1,000 expired: the log is logically empty at once, its rows go a few at a time.
+    const Decision d = store.apply<SlidingWindow>("k", 1100.0, 1, p, Operation::consume);
+    REQUIRE(d.meta[0] == 1.0);
+    REQUIRE(store.snapshot<SlidingWindow>("k") == std::vector<double>{1100.0, 1.0});
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") ==
+            1000 - SqliteStore::kLogTrimPerDecision + 1);
+    REQUIRE(store.erase<SlidingWindow>("k"));
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") == 0);
+    REQUIRE(store.size() == 0);
+}
+
+TEST_CASE("sqlite store: a sliding log is a blob up to kLogInlineEntries, then rows",
+          "[sqlite_store]") {
+    TempDir dir;
+    const std::string path = dir.file("rl.db");
+    SqliteStore store(path, options());
+    MemoryStore memory;
+    const auto p = SlidingWindow::make_params({1000, 100.0});
+    const int inline_max = SqliteStore::kLogInlineEntries;
+    for (int i = 0; i < inline_max + 10; ++i) {
+        const double t = 1000.0 + i * 0.5;
+        REQUIRE(same(store.apply<SlidingWindow>("k", t, 1 + i % 3, p, Operation::consume),
+                     memory.apply<SlidingWindow>("k", t, 1 + i % 3, p, Operation::consume)));
+        REQUIRE(store.snapshot<SlidingWindow>("k") == memory.snapshot<SlidingWindow>("k"));
+        // Entry i+1 makes i+1 entries: a blob (algo 1) while they fit, then a head (101).
+        const bool rows = i + 1 > inline_max;
+        REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 1") == !rows);
+        REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 101") == rows);
+    }
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_log") == inline_max + 10);
+}
+
+TEST_CASE("sqlite store: a long sliding-log blob from an older file moves to rows on use",
+          "[sqlite_store]") {
+    TempDir dir;
+    const std::string path = dir.file("rl.db");
+    SqliteStore store(path, options());
+    MemoryStore memory;
+    const auto p = SlidingWindow::make_params({500, 100.0});
+    // 200 entries [t, n] as SlidingWindow::encode wrote them, and the same log in memory.
+    std::vector<double> blob;
+    for (int i = 0; i < 200; ++i) {
+        const double t = 1000.0 + i * 0.25;
+        blob.insert(blob.end(), {t, 2.0});
+        REQUIRE(memory.apply<SlidingWindow>("k", t, 2, p, Operation::consume).allowed);
+    }
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db, "INSERT INTO rl_state VALUES(1, 'k', ?1, 1e9)", -1,
+                                   &stmt, nullptr) == SQLITE_OK);
+        sqlite3_bind_blob(stmt, 1, blob.data(), static_cast<int>(blob.size() * sizeof(double)),
+                          SQLITE_STATIC);
+        REQUIRE(sqlite3_step(stmt) == SQLITE_DONE);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
+    REQUIRE(same(store.apply<SlidingWindow>("k", 1100.0, 1, p, Operation::peek),
+                 memory.apply<SlidingWindow>("k", 1100.0, 1, p, Operation::peek)));
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 1") == 1);
+    for (double t : {1100.0, 1100.0, 1100.01, 1110.5, 1120.0, 1130.0, 1130.0}) {
+        REQUIRE(same(store.apply<SlidingWindow>("k", t, 30, p, Operation::consume),
+                     memory.apply<SlidingWindow>("k", t, 30, p, Operation::consume)));
+        REQUIRE(store.snapshot<SlidingWindow>("k") == memory.snapshot<SlidingWindow>("k"));
+    }
+    REQUIRE(count_rows(path, "SELECT count(*) FROM rl_state WHERE algo = 1") == 0);
+    REQUIRE(store.size() == 1);  // the head
+}

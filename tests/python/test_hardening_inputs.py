@@ -204,13 +204,25 @@ def test_constructor_with_huge_int_window_is_configuration_error_not_overflow() 
 
 
 def test_update_checks_the_new_limit_against_the_current_window() -> None:
-    cfg = DynamicConfig(limit=1, window=1e-300)  # valid: rate 1e300/s
-    with pytest.raises(ConfigurationError, match=r"limit=2251799813685248 with window=1e-300"):
-        cfg.update(limit=2**51)  # 2**51 / 1e-300 is not a finite rate
-    assert cfg.snapshot() == (1, 1e-300)
+    cfg = DynamicConfig(limit=1, window=1e-6)  # valid: the shortest window, rate 1e6/s
+    with pytest.raises(ConfigurationError, match=r"limit=4503599627370496 with window=1e-06"):
+        cfg.update(limit=2**52)  # the adaptive limiter's default burst 2 * 2**52 is too large
+    assert cfg.snapshot() == (1, 1e-6)
 
 
-@pytest.mark.parametrize("pair", [(1, 1e-300), (2**51, 1e300), (2**51, 1.0), (1, 1e307)])
+@pytest.mark.parametrize("window", [1e-320, 1e-7, 1e10 * 1.5, 1e300])
+def test_windows_outside_a_microsecond_to_1e10_seconds_are_refused_everywhere(
+    window: float, clock: FakeClock
+) -> None:
+    # 1e-320 s used to be accepted and admit everything: now / window overflowed to inf.
+    with pytest.raises(ConfigurationError, match=r"window must be a number of seconds in"):
+        DynamicConfig(1, window)
+    for cls in ALL_LIMITERS:
+        with pytest.raises(ConfigurationError, match=r"window"):
+            cls(MemoryBackend(), 5, window, clock=clock)
+
+
+@pytest.mark.parametrize("pair", [(1, 1e-6), (2**51, 1e10), (2**51, 1.0), (1, 1e10)])
 def test_every_pair_dynamic_config_accepts_is_accepted_by_every_limiter(
     pair: tuple[int, float], clock: FakeClock
 ) -> None:

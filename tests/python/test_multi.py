@@ -302,3 +302,25 @@ def test_async_paths(server: RedisServer, clock: FakeClock) -> None:
             assert (await async_wrapped.is_allowed("k")).allowed
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("on_error", ["allow", "deny"])
+def test_redis_down_answers_by_on_error(clock: FakeClock, on_error: str) -> None:
+    from redis_server import _free_port
+
+    backend = RedisBackend(url=f"redis://127.0.0.1:{_free_port()}/0", on_error=on_error,
+                           timeout=0.2, use_server_time=False)
+    limiter = MultiRateLimiter(backend, "5/second;20/minute", clock=clock)
+    result = limiter.is_allowed("k")
+    assert result.allowed is (on_error == "allow")
+    assert result.metadata["on_error"] == on_error
+    assert backend.counters["errors"] == 1
+
+
+def test_keys_must_be_a_sequence_of_str(clock: FakeClock) -> None:
+    limiter = MultiRateLimiter(MemoryBackend(), "5/second", clock=clock)
+    with pytest.raises(TypeError, match="not a single str"):
+        limiter.is_allowed_many("user42")
+    with pytest.raises(TypeError, match="key must be a str"):
+        limiter.is_allowed_many(["a", 3])  # type: ignore[list-item]
+    assert limiter.peek("a").remaining == 5  # a bad batch decides nothing

@@ -64,25 +64,26 @@ struct Adaptive {
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
-        require_positive_finite(spec.window, "window");
+        require_window(spec.window);
         require_positive_finite(spec.burst_multiplier, "burst_multiplier");
         Params p;
         p.limit = spec.limit;
         p.window = spec.window;
         p.burst_multiplier = spec.burst_multiplier;
         p.adaptive_window = spec.adaptive_window.value_or(5.0 * spec.window);
-        require_positive_finite(p.adaptive_window, "adaptive_window");
+        // Its default is 5 windows, so it may reach 5x the longest window.
+        require_window(p.adaptive_window, "adaptive_window", 5.0 * kMaxWindow);
         require_unit_interval(spec.high_load_threshold, "high_load_threshold");
         require_unit_interval(spec.low_load_threshold, "low_load_threshold");
         if (spec.low_load_threshold > spec.high_load_threshold) {
             throw ConfigError("low_load_threshold must be <= high_load_threshold, got " +
-                              std::to_string(spec.low_load_threshold) + " > " +
-                              std::to_string(spec.high_load_threshold));
+                              format_number(spec.low_load_threshold) + " > " +
+                              format_number(spec.high_load_threshold));
         }
         p.high = spec.high_load_threshold;
         p.low = spec.low_load_threshold;
         if (!std::isfinite(spec.penalty) || spec.penalty < 0.0 || spec.penalty >= 1.0) {
-            throw ConfigError("penalty must be in [0, 1), got " + std::to_string(spec.penalty));
+            throw ConfigError("penalty must be in [0, 1), got " + format_number(spec.penalty));
         }
         p.penalty = spec.penalty;
         if (spec.load_capacity) require_positive_finite(*spec.load_capacity, "load_capacity");
@@ -92,7 +93,7 @@ struct Adaptive {
         require_positive_finite(p.rate, "limit / window");
         if (!(limit * spec.burst_multiplier <= static_cast<double>(kMaxCount))) {
             throw ConfigError("limit * burst_multiplier must be <= 2**52, got " +
-                              std::to_string(limit * spec.burst_multiplier));
+                              format_number(limit * spec.burst_multiplier));
         }
         p.max_burst = burst_for(p, 1.0);
         return p;

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -19,6 +21,23 @@ inline constexpr double kInf = std::numeric_limits<double>::infinity();
 // Largest limit/cost accepted: keeps every count exactly representable as a double.
 inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 52;
 
+// Shortest text that reads back as the same double ("1e-320", "0.5"), for error messages:
+// std::to_string would print every small value as "0.000000".
+inline std::string format_number(double value) {
+    char buffer[32];
+    for (int precision = 6; precision <= 17; ++precision) {
+        std::snprintf(buffer, sizeof buffer, "%.*g", precision, value);
+        if (std::isnan(value) || std::strtod(buffer, nullptr) == value) break;
+    }
+    return buffer;
+}
+
+// Windows are limited to [1 microsecond, ~317 years]: the window index now/window must stay an
+// exactly representable integer (below 2**53) for any clock reading up to the year 2286, and
+// a window of 1e-320 s would make it infinite (every request admitted with reset_after inf).
+inline constexpr double kMinWindow = 1e-6;
+inline constexpr double kMaxWindow = 1e10;
+
 inline void require_positive_count(std::int64_t value, const char* name) {
     if (value <= 0 || value > kMaxCount) {
         throw ConfigError(std::string(name) + " must be a positive integer <= 2**52, got " +
@@ -29,13 +48,22 @@ inline void require_positive_count(std::int64_t value, const char* name) {
 inline void require_positive_finite(double value, const char* name) {
     if (!std::isfinite(value) || value <= 0.0) {
         throw ConfigError(std::string(name) + " must be a finite number > 0, got " +
-                          std::to_string(value));
+                          format_number(value));
+    }
+}
+
+inline void require_window(double value, const char* name = "window",
+                           double max_window = kMaxWindow) {
+    if (!std::isfinite(value) || value < kMinWindow || value > max_window) {
+        throw ConfigError(std::string(name) + " must be a number of seconds in [" +
+                          format_number(kMinWindow) + ", " + format_number(max_window) +
+                          "], got " + format_number(value));
     }
 }
 
 inline void require_unit_interval(double value, const char* name) {
     if (!std::isfinite(value) || value < 0.0 || value > 1.0) {
-        throw ConfigError(std::string(name) + " must be in [0, 1], got " + std::to_string(value));
+        throw ConfigError(std::string(name) + " must be in [0, 1], got " + format_number(value));
     }
 }
 

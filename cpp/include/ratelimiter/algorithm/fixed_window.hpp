@@ -36,7 +36,7 @@ struct FixedWindow {
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
-        require_positive_finite(spec.window, "window");
+        require_window(spec.window);
         return Params{spec.limit, spec.window};
     }
 

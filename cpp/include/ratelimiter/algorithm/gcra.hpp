@@ -43,7 +43,7 @@ struct Gcra {
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
-        require_positive_finite(spec.window, "window");
+        require_window(spec.window);
         Params p;
         p.limit = spec.limit;
         std::int64_t burst = spec.limit;

@@ -63,7 +63,7 @@ struct SlidingWindow {
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
-        require_positive_finite(spec.window, "window");
+        require_window(spec.window);
         return Params{spec.limit, spec.window};
     }
 

@@ -45,7 +45,7 @@ struct TokenBucket {
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
-        require_positive_finite(spec.window, "window");
+        require_window(spec.window);
         Params p;
         p.limit = spec.limit;
         p.capacity = static_cast<double>(spec.limit);

@@ -23,6 +23,32 @@
 // index. Each row is thus visited every kPruneEvery/kPruneBatch * rows writes, so a file used
 // by rotating keys stays within ~1.15x the rows active within their windows.
 //
+// Sliding-window log: a short log (up to kLogInlineEntries entries) is one blob, as every
+// other algorithm's state, stepped by SlidingWindow itself: a 1 KB rewrite costs less than
+// the statements rows need. A step leaving a longer log moves it to one row per entry, so a
+// decision costs O(log n) rather than O(limit) (a blob of 100,000 entries is 1.6 MB read and
+// rewritten per decision). rl_log(log_id, t, n, cum): an entry of n units admitted at t, and
+// cum = the units the log has admitted up to and including it, so "units in the window" =
+// cum(newest) - cum before the oldest live entry: index lookups, never a scan. An index on
+// (log_id, cum) finds the entry whose expiry admits a rejected request (retry_after). The
+// key's rl_state row, under algo kSlidingLogAlgo, is the log's head: [log_id, live_from,
+// last_t, last_n, last_cum] (entries before live_from were popped by an earlier step; the
+// newest entry is kept there so a decision need not look it up), and carries expires_at as
+// every state row does, so the pruning sweep retires idle logs (an idle key comes back as a
+// blob). Rows are deleted in bounded amounts: popped entries at most kLogTrimPerDecision per
+// admitted decision (more than the one it adds, so they never pile up), the rows of a pruned
+// log (queued in rl_log_dead) at most kPruneBatch per pruning pass. log_id (from rl_meta,
+// never reused) rather than the key names the rows, so a key created again never sees rows
+// of its pruned predecessor. A log in rows stays in rows until pruned or reset. reset (erase)
+// deletes the key's rows at once. Decisions are the memory store's exactly:
+// SqliteStore::apply_sliding_log repeats SlidingWindow's arithmetic on the rows.
+// Migration: the blob layout is unchanged (rl_state, algo SlidingWindow::id), so existing
+// files keep working as they are; a blob over kLogInlineEntries entries (only files from
+// before the rows layout hold one) moves to rows on the key's first admitted decision (a
+// one-time O(entries), in that decision's transaction); a peek reads it without moving it.
+// An older library version sharing the file would see a key in rows as fresh: upgrade every
+// process using a file together.
+//
 // Time: limiter state expires by the limiter's clock (`now` passed in); primitives take
 // `now` from the caller as well (Python passes time.time()).
 #pragma once
@@ -40,6 +66,7 @@
 #include <utility>
 #include <vector>
 
+#include "ratelimiter/algorithm/sliding_window.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/apply_step.hpp"
@@ -69,6 +96,12 @@ public:
     // Writes between two pruning passes, and the rows one pass visits (so deletes at most).
     static constexpr std::uint64_t kPruneEvery = 64;
     static constexpr int kPruneBatch = 500;
+    // rl_state.algo of a sliding-window log head (the rows layout; SlidingWindow::id marks
+    // the old blob layout), and the popped entries one admitted decision deletes at most.
+    static constexpr int kSlidingLogAlgo = 101;
+    static constexpr int kLogTrimPerDecision = 4;
+    // Entries up to which a sliding log stays one blob (1 KB; see the top of this file).
+    static constexpr int kLogInlineEntries = 64;
 
     // Opens (creating if needed) the database and its tables. Throws BackendError with the
     // path and a hint when the file or its directory is not writable,
@@ -107,8 +140,9 @@ public:
 
     // Limiter-state rows, expired or not (a count over the table).
     std::size_t size();
-    // Deletes every limiter-state row and primitive key expired at `now`, in batches of
-    // kPruneBatch (one transaction each, so other processes are never blocked long).
+    // Deletes every limiter-state row and primitive key expired at `now`, and the entry rows
+    // of pruned sliding logs, in batches of kPruneBatch (one transaction each, so other
+    // processes are never blocked long). Returns the state rows and keys deleted.
     std::size_t purge_expired(double now);
     // Whether the database answers a trivial query.
     bool ping();
@@ -188,6 +222,22 @@ private:
                       const StepFn& step);
     void run_multi(int algo, const std::vector<std::string>& keys, double now, bool read_only,
                    const MultiStepFn& step);
+    // SlidingWindow on either layout (see the top of this file); the same decisions as
+    // SlidingWindow::step / peek on the same log.
+    Decision apply_sliding_log(std::string_view key, double now, std::int64_t cost,
+                               std::int64_t limit, double window, Operation op);
+    // A key with no rows-layout head (a transaction is open): SlidingWindow's own step on
+    // the blob, which moves to rows when it outgrows kLogInlineEntries.
+    Decision step_short_log(SqliteConnection& c, std::string_view key, double now,
+                            std::int64_t cost, const SlidingWindow::Params& params, bool peek);
+    // Deletes up to kPruneBatch rows of pruned logs (rl_log_dead); returns the rows deleted
+    // and sets `drained` when no pruned log has rows left.
+    static std::size_t drain_dead_logs(SqliteConnection& c, bool& drained);
+    // erase / snapshot of a sliding log, either layout (a write / read transaction is open
+    // for read_sliding_log; erase_sliding_log opens its own). nullopt: no rows-layout head.
+    static bool erase_sliding_log(SqliteConnection& c, std::string_view key);
+    static std::optional<std::vector<double>> read_sliding_log(SqliteConnection& c,
+                                                               std::string_view key);
     // One pruning pass over rl_state / rl_keys (a write transaction must be open); returns
     // the rows deleted. prune_state sets `wrapped` when its sweep reached the table's end.
     std::size_t prune_state(SqliteConnection& c, double now, bool& wrapped);
@@ -212,6 +262,9 @@ private:
 template <class Algo>
 Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op) {
+    if constexpr (Algo::id == AlgorithmId::sliding_window) {
+        return apply_sliding_log(key, now, cost, params.limit, params.window, op);
+    }
     auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
         return apply_encoded_step<Algo>(present, data, n, now, cost, params, op, out,
                                         [&] { throw_corrupt(Algo::name, key); });
