@@ -7,8 +7,10 @@
 function(ratelimiter_build_info target)
   string(TOUPPER "${CMAKE_BUILD_TYPE}" build_type_upper)
   string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}}" flags)
-  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION)
-    string(APPEND flags " (LTO)")
+  # pybind11_add_module adds -flto itself unless CMAKE_INTERPROCEDURAL_OPTIMIZATION is set.
+  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION OR (NOT DEFINED CMAKE_INTERPROCEDURAL_OPTIMIZATION
+                                            AND build_type_upper MATCHES "^(RELEASE|MINSIZEREL)$"))
+    string(APPEND flags " -flto")
   endif()
   if(RATELIMITER_HAVE_HIREDIS)
     set(have_hiredis true)
