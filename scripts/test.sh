@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages incl. redis-server, the
-# package with its dev extras), then runs the Catch2 tests (ctest) and pytest.
-# The Redis tests start their own redis-server on a free loopback port.
+# package with its dev extras), then runs the static checks (scripts/lint.sh), the Catch2
+# tests (ctest) and pytest. The Redis tests start their own redis-server on a free loopback
+# port. Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" for a quick run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-package.sh dev
+
+scripts/lint.sh
 
 echo "== C++ tests (Catch2 via ctest)"
 cmake -S . -B build/cpp -DCMAKE_BUILD_TYPE=Release \

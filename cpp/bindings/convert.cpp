@@ -36,6 +36,16 @@ void raise_configuration_error(const std::string& message) {
     throw py::error_already_set();
 }
 
+void raise_configuration_error_from(const std::string& message) {
+    PyObject* cls = nullptr;
+    {
+        py::error_scope pending;  // the first lookup imports a module: not with an error set
+        cls = configuration_error();
+    }
+    py::raise_from(cls, message.c_str());
+    throw py::error_already_set();
+}
+
 void raise_configuration_type_error(const std::string& message) {
     PyErr_SetString(configuration_type_error(), message.c_str());
     throw py::error_already_set();
@@ -88,8 +98,8 @@ double to_finite_float(py::handle value, const char* name) {
     }
     const double x = PyFloat_AsDouble(value.ptr());
     if (x == -1.0 && PyErr_Occurred()) {  // an int too large for a double
-        PyErr_Clear();
-        raise_configuration_error(std::string(name) + " is out of range");
+        raise_configuration_error_from(std::string(name) +
+                                       " is too large to be represented as a float");
     }
     if (!std::isfinite(x)) {
         raise_configuration_error(std::string(name) + " must be finite, got " +
@@ -118,7 +128,13 @@ std::string_view key_view(py::handle key, std::size_t prefix_bytes) {
     }
     Py_ssize_t size = 0;
     const char* data = PyUnicode_AsUTF8AndSize(key.ptr(), &size);
-    if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
+    if (data == nullptr) {
+        // A lone surrogate (U+D800 alone) has no UTF-8 form: the caller's key is at fault, so
+        // say so in the library's own exception (the codec error stays as __cause__).
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) throw py::error_already_set();
+        raise_configuration_error_from(
+            "key must be encodable as UTF-8 (lone surrogates such as '\\ud800' are not)");
+    }
     if (size == 0) raise_configuration_error("key must be a non-empty str");
     if (prefix_bytes + static_cast<std::size_t>(size) > kMaxKeyBytes) {
         raise_configuration_error("key is too long: " + std::to_string(size) +
@@ -132,30 +148,34 @@ double read_clock(PyObject* clock) {
     static PyObject* time_module = PyImport_ImportModule("time");
     static PyObject* time_name = PyUnicode_InternFromString("time");
     if (time_module == nullptr || time_name == nullptr) throw py::error_already_set();
-    PyObject* result;
+    PyObject* raw;
     if (clock == nullptr) {
         PyObject* time_func = PyObject_GetAttr(time_module, time_name);
         if (time_func == nullptr) throw py::error_already_set();
-        result = PyObject_CallObject(time_func, nullptr);
+        raw = PyObject_CallObject(time_func, nullptr);
         Py_DECREF(time_func);
     } else {
-        result = PyObject_CallObject(clock, nullptr);
+        raw = PyObject_CallObject(clock, nullptr);
     }
-    if (result == nullptr) throw py::error_already_set();
-    double now;
-    if (PyFloat_CheckExact(result)) {
-        now = PyFloat_AS_DOUBLE(result);
-    } else if (!PyBool_Check(result) && (PyLong_Check(result) || PyFloat_Check(result))) {
-        now = PyFloat_AsDouble(result);
-    } else {
-        const std::string name = type_name(result);
-        Py_DECREF(result);
-        raise_configuration_type_error("clock must return a number of seconds, got " + name);
+    // The clock's own exception propagates unchanged: it is the caller's error, not ours.
+    if (raw == nullptr) throw py::error_already_set();
+    const auto result = py::reinterpret_steal<py::object>(raw);
+    if (PyFloat_CheckExact(raw)) {
+        const double now = PyFloat_AS_DOUBLE(raw);
+        if (std::isfinite(now)) return now;  // the hot path: one check
+    } else if (!is_real_number(result)) {
+        raise_configuration_type_error("clock must return a number of seconds, got " +
+                                       type_name(result));
     }
-    Py_DECREF(result);
+    // Every failure is raised here, before any store is touched, so no state changes.
+    const double now = PyFloat_AsDouble(raw);
+    if (now == -1.0 && PyErr_Occurred()) {  // an int beyond ~1.8e308, or a failing __float__
+        raise_configuration_error_from("clock returned " + type_name(result) +
+                                       " that cannot be represented as a float");
+    }
     if (!std::isfinite(now)) {
-        PyErr_Clear();
-        raise_configuration_error("clock returned a non-finite time");
+        raise_configuration_error("clock returned a non-finite time: " +
+                                  py::repr(result).cast<std::string>());
     }
     return now;
 }

@@ -20,6 +20,8 @@ inline constexpr std::size_t kMaxKeyBytes = 1024;
 // (both a ConfigurationError and a TypeError) with `message`.
 [[noreturn]] void raise_configuration_error(const std::string& message);
 [[noreturn]] void raise_configuration_type_error(const std::string& message);
+// As raise_configuration_error, chaining the pending Python error as __cause__.
+[[noreturn]] void raise_configuration_error_from(const std::string& message);
 
 // Maps the core's C++ exceptions to ratelimiter.exceptions classes.
 void register_exception_translators();
@@ -36,9 +38,13 @@ std::optional<double> to_optional_positive_float(py::handle value, const char* n
 double to_finite_float(py::handle value, const char* name);
 
 // The key's UTF-8 bytes, borrowed from the str object (valid while `key` is alive).
+// Not a str → ConfigurationTypeError; empty, too long or not encodable → ConfigurationError.
 std::string_view key_view(py::handle key, std::size_t prefix_bytes);
 
 // Calls the limiter's clock (nullptr: time.time looked up now, so patching it works).
+// A non-number → ConfigurationTypeError; an int too large for a double, a failing
+// __float__ or a non-finite value → ConfigurationError naming `clock`; an exception raised
+// by the clock itself propagates unchanged.
 double read_clock(PyObject* clock);
 
 std::string type_name(py::handle value);

@@ -66,6 +66,14 @@ public:
     // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
     py::list is_allowed_many(py::handle keys, py::handle cost_arg) {
         const std::int64_t cost = to_count(cost_arg, "cost");
+        // A str is a sequence (of one-character strs): deciding "user42" as six keys is never
+        // what the caller meant, so text and bytes are refused rather than iterated.
+        if (PyUnicode_Check(keys.ptr()) || PyBytes_Check(keys.ptr()) ||
+            PyByteArray_Check(keys.ptr())) {
+            raise_configuration_type_error(
+                "keys must be a list or tuple of str, not a single " + type_name(keys) +
+                " (use is_allowed for one key)");
+        }
         // A list or tuple is used as is (its items stay alive: the GIL is held throughout).
         const auto seq = py::reinterpret_steal<py::object>(
             PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
@@ -93,6 +101,12 @@ public:
     void reset(py::handle key) {
         const std::string k = full_key(key_view(key, prefix_.size()));
         std::visit([&](auto& store) { erase_on(*store, k); }, store_);
+    }
+
+    // The validated storage key (key_prefix + key), for callers that reach the store
+    // without a decision (the async Redis reset).
+    std::string storage_key(py::handle key) const {
+        return full_key(key_view(key, prefix_.size()));
     }
 
     // Encoded state of `key` (empty if none) on the memory store; for tests and debugging.

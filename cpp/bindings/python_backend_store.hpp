@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <string>
@@ -47,10 +48,12 @@ public:
         if (d.allowed) {
             std::vector<double> encoded;
             Algo::encode(state, encoded);
+            // Clamped before the integer conversion (a NaN or out-of-range double cast to an
+            // integer is undefined); an unknowable TTL keeps the state rather than dropping it.
             const double ttl = std::ceil(Algo::fresh_at(state, params) - now);
+            const double bounded = std::isnan(ttl) ? 1e15 : std::clamp(ttl, 1.0, 1e15);
             py::list value = py::cast(encoded);
-            backend_.attr("set")(storage_key, value, std::max<long long>(1, static_cast<long long>(
-                                                         std::min(ttl, 1e15))));
+            backend_.attr("set")(storage_key, value, static_cast<long long>(bounded));
         }
         return d;
     }

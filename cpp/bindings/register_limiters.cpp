@@ -92,13 +92,56 @@ void bind_limiter(py::module_& m, const char* class_name) {
         .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1)
         .def("reset", &L::reset, py::arg("key"))
         .def("state", &L::state, py::arg("key"))
+        .def("_storage_key", &L::storage_key, py::arg("key"))
         .def_property_readonly("key_prefix", &L::key_prefix)
         .def_property_readonly_static("algorithm", [](const py::object&) { return Algo::name; });
+}
+
+// Runs Algo's own parameter check on (limit, window) with its default options; raises
+// ConfigurationError naming both values and the algorithm that refuses them.
+template <class Algo>
+void check_with_defaults(std::int64_t limit, double window, py::handle limit_arg,
+                         py::handle window_arg) {
+    typename Algo::Spec spec;
+    spec.limit = limit;
+    spec.window = window;
+    try {
+        static_cast<void>(Algo::make_params(spec));
+    } catch (const ConfigError& e) {
+        raise_configuration_error("limit=" + py::repr(limit_arg).cast<std::string>() +
+                                  " with window=" + py::repr(window_arg).cast<std::string>() +
+                                  " is unusable by the " + Algo::name +
+                                  " algorithm (default options): " + e.what());
+    }
+}
+
+// The rules for a (limit, window) pair not yet bound to one limiter (DynamicConfig): the
+// conversions every limiter constructor uses, then every algorithm's make_params with its
+// default options, so a pair accepted here is accepted by any limiter built with default
+// options. This catches derived values too: limit / window overflowing to inf (or
+// window / limit underflowing to 0), the adaptive window 5 * window overflowing, and
+// limit * burst_multiplier (default 2) beyond 2**52. Non-default options (a larger
+// burst_multiplier, an explicit burst) are checked with the limiter's own values when it
+// decides, with the same message.
+py::tuple validate_limit_window(py::handle limit, py::handle window) {
+    const std::int64_t n = to_count(limit, "limit");
+    const double w = to_positive_float(window, "window");
+    check_with_defaults<FixedWindow>(n, w, limit, window);
+    check_with_defaults<SlidingWindow>(n, w, limit, window);
+    check_with_defaults<SlidingWindowCounter>(n, w, limit, window);
+    check_with_defaults<TokenBucket>(n, w, limit, window);
+    check_with_defaults<LeakyBucket>(n, w, limit, window);
+    check_with_defaults<Adaptive>(n, w, limit, window);
+    check_with_defaults<Gcra>(n, w, limit, window);
+    return py::make_tuple(n, w);
 }
 
 }  // namespace
 
 void register_limiters(py::module_& m) {
+    m.def("validate_limit_window", &validate_limit_window, py::arg("limit"), py::arg("window"),
+          "Validate (limit, window) as every limiter would; returns (int, float) or raises "
+          "ConfigurationError naming the parameter.");
     bind_limiter<FixedWindow>(m, "FixedWindowLimiter");
     bind_limiter<SlidingWindow>(m, "SlidingWindowLimiter");
     bind_limiter<SlidingWindowCounter>(m, "SlidingWindowCounterLimiter");

@@ -122,11 +122,20 @@ local function aligned_window_index(now, window)
     return k
 end
 
+-- Twins of common.hpp: the range check comes first (a NaN, negative or huge value from
+-- corrupt state must never reach the client's integer conversion).
+local MAX_COUNT = 4503599627370496  -- 2**52
+local CLOCK_TOLERANCE = 60          -- kClockTolerance: see docs/ALGORITHMS.md
 local function floor_count(value)
     local floored = floor(value + EPS)
-    if floored <= 0 then return 0 end
+    if not (floored > 0) then return 0 end
+    if floored >= MAX_COUNT then return MAX_COUNT end
     return floored
 end
+local function finite(x) return x == x and x ~= INF and x ~= -INF end
+local function plausible_count(v) return v >= 0 and v <= MAX_COUNT end
+local function plausible_index(k) return finite(k) and k == floor(k) end
+local function ahead_of_clock(t, now) return t > now + CLOCK_TOLERANCE end
 
 local function read_now(arg)
     if arg ~= '' then return tonumber(arg) end
@@ -160,13 +169,17 @@ local function reply(allowed, insufficient, remaining, reset_after, retry_after,
     return out
 end
 
--- Reads a fixed-size state of `n` doubles (nil if absent). Anything a step could not have
--- written is an error, never silently reinterpreted.
-local function load_state(key, n)
+-- Reads a fixed-size state of `n` doubles (nil if absent). A state of `legacy_n` doubles
+-- (the layout an earlier release wrote) is returned as it is, for the script to convert;
+-- any other size is an error, never silently reinterpreted.
+local function load_state(key, n, legacy_n)
     local raw = call('GET', key)
     if not raw then return nil end
-    if #raw ~= 8 * n then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
-    return { unpack_binary(rep('<d', n), raw) }
+    if legacy_n and #raw == 8 * legacy_n then n = legacy_n
+    elseif #raw ~= 8 * n then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
+    local values = { unpack_binary(rep('<d', n), raw) }
+    values[n + 1] = nil  -- struct.unpack also returns the next read position
+    return values
 end
 
 local function store_state(key, values, fresh_at, now)

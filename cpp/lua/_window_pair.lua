@@ -28,3 +28,25 @@ local function wait_for(pair, cost, limit, now, window)
     end
     return max(0, t - now)
 end
+-- WindowPair::fresh / sanitize / migrate (window.hpp). `stored` is {k, curr, prev, window}
+-- as read (window nil or 0 for a legacy pair), or nil for a new key.
+local function pair_from(stored, now, window)
+    local p = { k = aligned_window_index(now, window), curr = 0, prev = 0, window = window }
+    if not stored then return p end
+    local k, curr, prev, w = stored[1], stored[2], stored[3], stored[4] or 0
+    if not (plausible_index(k) and plausible_count(curr) and plausible_count(prev) and
+            finite(w) and w >= 0) then
+        return p  -- corrupt: a fresh key
+    end
+    if w == 0 then w = window end
+    if ahead_of_clock(k * w, now) then
+        k, w = aligned_window_index(now, window), window
+    end
+    return { k = k, curr = curr, prev = prev, window = w }
+end
+local function migrate(pair, now, window)
+    if pair.window == window then return end
+    local carried = weighted(pair, now, pair.window)
+    pair.k, pair.curr, pair.prev, pair.window =
+        aligned_window_index(now, window), carried, 0, window
+end

@@ -1,5 +1,6 @@
 -- Adaptive hybrid (docs/ALGORITHMS.md "Adaptive hybrid"; C++ twin: algorithm/adaptive.hpp).
--- State {gk, gcurr, gprev, tokens, last, lk, lcurr, lprev}.
+-- State {gk, gcurr, gprev, tokens, last, lk, lcurr, lprev, gwindow, lwindow}; a legacy
+-- 8-value state was written with the windows in effect.
 -- ARGV[5..14]: limit, window, burst_multiplier, adaptive_window, high, low, penalty, rate,
 -- max_burst, external load ('' = measure this key's own load).
 --! include _window_pair.lua
@@ -16,25 +17,32 @@ local external_load = ARGV[14]
 
 local LAYER_SLIDING_WINDOW, LAYER_TOKEN_BUCKET = 0, 1
 
-local s = load_state(KEYS[1], 8)
+-- Adaptive::sanitize.
+local s = load_state(KEYS[1], 10, 8)
 local guard, tokens, last, sensor
 if s then
-    guard = { k = s[1], curr = s[2], prev = s[3] }
+    guard = pair_from({ s[1], s[2], s[3], s[9] }, now, window)
+    sensor = pair_from({ s[6], s[7], s[8], s[10] }, now, adaptive_window)
     tokens, last = s[4], s[5]
-    sensor = { k = s[6], curr = s[7], prev = s[8] }
+    if not (plausible_count(tokens) and finite(last)) then
+        tokens, last = max_burst, now
+    elseif ahead_of_clock(last, now) then
+        last = now
+    end
 else
-    guard = { k = aligned_window_index(now, window), curr = 0, prev = 0 }
+    guard = pair_from(nil, now, window)
     tokens, last = max_burst, now
-    sensor = { k = aligned_window_index(now, adaptive_window), curr = 0, prev = 0 }
+    sensor = pair_from(nil, now, adaptive_window)
 end
+local gw, lw = guard.window, sensor.window  -- grids the pairs were written on
 
 -- 1-2. Load and the burst it allows.
-roll(sensor, now, adaptive_window)
+roll(sensor, now, lw)
 local load
 if external_load ~= '' then
     load = tonumber(external_load)
 else
-    local admitted = weighted(sensor, now, adaptive_window)
+    local admitted = weighted(sensor, now, lw)
     load = (admitted / adaptive_window) / rate
 end
 local factor
@@ -48,8 +56,8 @@ end
 local effective_burst = max(1, floor(limit * burst_multiplier * factor + EPS))
 
 -- 3. Guard.
-roll(guard, now, window)
-local sw_count = weighted(guard, now, window)
+roll(guard, now, gw)
+local sw_count = weighted(guard, now, gw)
 
 -- 4. Bucket.
 local elapsed = max(0, now - last)
@@ -63,11 +71,11 @@ if cost > max_burst then
     insufficient, retry_after = true, INF
 elseif cost > effective_burst then
     -- Only a lower load can admit it: wait for the sensor to empty (burst = max_burst).
-    local sensor_empty = (sensor.k + 2) * adaptive_window - now
-    retry_after = max(max(sensor_empty, wait_for(guard, cost, max_burst, now, window)),
+    local sensor_empty = (sensor.k + 2) * lw - now
+    retry_after = max(max(sensor_empty, wait_for(guard, cost, max_burst, now, gw)),
                       bucket_wait)
 elseif sw_count + cost > effective_burst + EPS then
-    retry_after = max(wait_for(guard, cost, effective_burst, now, window), bucket_wait)
+    retry_after = max(wait_for(guard, cost, effective_burst, now, gw), bucket_wait)
 elseif tokens + EPS < cost then
     layer = LAYER_TOKEN_BUCKET
     retry_after = bucket_wait
@@ -76,6 +84,8 @@ else
     allowed = true
     layer = LAYER_TOKEN_BUCKET
     if consume then
+        migrate(guard, now, window)
+        migrate(sensor, now, adaptive_window)
         guard.curr = guard.curr + cost
         sw_count = sw_count + cost
         tokens = max(0, tokens - cost)
@@ -83,16 +93,17 @@ else
         local fresh_at = max(max((guard.k + 2) * window, (sensor.k + 2) * adaptive_window),
                              last + (max_burst - tokens) / rate)
         store_state(KEYS[1], { guard.k, guard.curr, guard.prev, tokens, last,
-                               sensor.k, sensor.curr, sensor.prev }, fresh_at, now)
+                               sensor.k, sensor.curr, sensor.prev, window, adaptive_window },
+                    fresh_at, now)
     end
 end
 
 -- 6.
 local guard_reset = now  -- the guard's counts are gone at this instant
 if guard.curr > 0 then
-    guard_reset = (guard.k + 2) * window
+    guard_reset = (guard.k + 2) * guard.window
 elseif guard.prev > 0 then
-    guard_reset = (guard.k + 1) * window
+    guard_reset = (guard.k + 1) * guard.window
 end
 local reset_after = max(0, max(guard_reset, last + (effective_burst - tokens) / rate) - now)
 return reply(allowed, insufficient, floor_count(min(tokens, effective_burst - sw_count)),

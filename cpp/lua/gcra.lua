@@ -1,27 +1,33 @@
 -- GCRA (docs/ALGORITHMS.md "GCRA"; C++ twin: algorithm/gcra.hpp).
--- State {tat}. ARGV[5..7]: burst, interval T, tau.
+-- State {level, last}: units in flight at `last` (tat = last + level·T); a legacy {tat}
+-- reads as a fresh key. ARGV[5..7]: burst, interval T, tau.
 local burst = tonumber(ARGV[5])
 local interval = tonumber(ARGV[6])
-local tau = tonumber(ARGV[7])
 
-local s = load_state(KEYS[1], 1)
-local tat = s and s[1] or now
+local s = load_state(KEYS[1], 2, 1)
+local level, last = 0, now
+if s and #s == 2 and plausible_count(s[1]) and finite(s[2]) then
+    level, last = s[1], s[2]
+    -- Gcra::sanitize: a clock glitch re-bases to now; a lowered burst clamps the carry.
+    if ahead_of_clock(last, now) then last = now end
+    level = min(level, burst)
+end
 
-local base = max(tat, now)
-local new_tat = base + cost * interval
-local tat_after = base
+local elapsed = max(0, now - last)
+level = max(0, level - elapsed / interval)
+last = max(last, now)
 
 local allowed, insufficient, retry_after = false, false, 0
 if cost > burst then
     insufficient, retry_after = true, INF
-elseif new_tat - now <= tau + EPS then
+elseif level + cost <= burst + EPS then
     allowed = true
     if consume then
-        tat_after = new_tat
-        store_state(KEYS[1], { tat_after }, tat_after, now)
+        level = level + cost
+        store_state(KEYS[1], { level, last }, last + level * interval, now)
     end
 else
-    retry_after = new_tat - now - tau
+    retry_after = (level + cost - burst) * interval
 end
-return reply(allowed, insufficient, floor_count((tau - (tat_after - now)) / interval),
-             max(0, tat_after - now), retry_after, { tat_after })
+return reply(allowed, insufficient, floor_count(burst - level), level * interval, retry_after,
+             { last + level * interval })

@@ -4,8 +4,14 @@ local capacity = tonumber(ARGV[5])
 local rate = tonumber(ARGV[6])
 
 local s = load_state(KEYS[1], 2)
-local level, last
-if s then level, last = s[1], s[2] else level, last = 0, now end
+local level, last = 0, now
+-- LeakyBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now; a level
+-- above a lowered capacity is clamped to it.
+if s and plausible_count(s[1]) and finite(s[2]) then
+    level, last = s[1], s[2]
+    if ahead_of_clock(last, now) then last = now end
+    level = min(level, capacity)
+end
 
 local elapsed = max(0, now - last)
 level = max(0, level - elapsed * rate)

@@ -4,8 +4,12 @@ local capacity = tonumber(ARGV[5])
 local rate = tonumber(ARGV[6])
 
 local s = load_state(KEYS[1], 2)
-local tokens, last
-if s then tokens, last = s[1], s[2] else tokens, last = capacity, now end
+local tokens, last = capacity, now
+-- TokenBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now.
+if s and plausible_count(s[1]) and finite(s[2]) then
+    tokens, last = s[1], s[2]
+    if ahead_of_clock(last, now) then last = now end
+end
 
 local elapsed = max(0, now - last)
 tokens = min(capacity, tokens + elapsed * rate)

@@ -148,7 +148,10 @@ sqlite3_stmt* SqliteConnection::statement(Sql id) {
 void SqliteConnection::fail(int rc, std::string_view during) const {
     const int primary = rc & 0xff;
     const std::string where = "SQLite database '" + path_ + "'";
-    const std::string detail = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    // The handle's message describes its last failed call, which is not always `rc`: the
+    // read-only check at open fails no call, so errmsg would say "not an error".
+    const bool handle_has_rc = db_ != nullptr && (sqlite3_errcode(db_) & 0xff) == primary;
+    const std::string detail = handle_has_rc ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     switch (primary) {
         case SQLITE_BUSY:
         case SQLITE_LOCKED:

@@ -47,7 +47,9 @@ from .key_funcs import (
     wsgi_composite_key_func,
     wsgi_ip_func,
 )
+from .limits import Limit, parse_limits
 from .metrics import InMemoryMetricsCollector, MetricsCollector, ObservableRateLimiter
+from .storage_uri import backend_from_uri
 
 __version__ = "0.2.0"
 
@@ -106,4 +108,8 @@ __all__ = [
     "wsgi_api_key_func",
     "wsgi_composite_key_func",
     "wsgi_ip_func",
+    # Limit strings and storage URIs
+    "Limit",
+    "backend_from_uri",
+    "parse_limits",
 ]

@@ -13,11 +13,10 @@ token bucket's default refill rate ``limit / window`` follow the new values)::
 
 from __future__ import annotations
 
-import math
 import threading
 from typing import Optional, Protocol, runtime_checkable
 
-from .exceptions import ConfigurationError, ConfigurationTypeError
+from . import _core
 
 __all__ = ["ConfigProvider", "DynamicConfig"]
 
@@ -38,27 +37,16 @@ class ConfigProvider(Protocol):
         ...
 
 
-def _check_limit(limit: object) -> int:
-    """Return ``limit`` if it is a positive ``int`` (``bool`` rejected), else raise."""
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise ConfigurationTypeError(
-            f"limit must be a positive int, got {type(limit).__name__} {limit!r}"
-        )
-    if limit <= 0:
-        raise ConfigurationError(f"limit must be a positive int, got {limit!r}")
-    return limit
+def _validate(limit: object, window: object) -> tuple[int, float]:
+    """``(limit, window)`` checked by the core exactly as a limiter checks them, else raise.
 
-
-def _check_window(window: object) -> float:
-    """Return ``window`` as a float if it is a finite number > 0 (``bool`` rejected)."""
-    if isinstance(window, bool) or not isinstance(window, (int, float)):
-        raise ConfigurationTypeError(
-            f"window must be a finite number > 0, got {type(window).__name__} {window!r}"
-        )
-    value = float(window)
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"window must be a finite number > 0, got {window!r}")
-    return value
+    One rule set for the constructor, :meth:`DynamicConfig.update` and every decision: the
+    conversions a limiter's constructor applies, then each algorithm's own parameter check,
+    so a pair accepted here is accepted by any limiter the config is attached to (including
+    derived values such as ``limit / window``, which must stay finite).
+    """
+    validated: tuple[int, float] = _core.validate_limit_window(limit, window)
+    return validated
 
 
 class DynamicConfig:
@@ -75,14 +63,17 @@ class DynamicConfig:
 
     Raises:
         ValueError: (:class:`~ratelimiter.exceptions.ConfigurationError`) naming the
-            parameter, for a non-positive, non-finite or wrongly typed value.
+            parameter, for a value any limiter would reject: a limit that is not an int in
+            ``[1, 2**52]``, a window that is not a finite number > 0 (an int too large for a
+            float included), or a pair whose derived rate ``limit / window`` or interval
+            ``window / limit`` is not a finite number > 0.
     """
 
     __slots__ = ("_lock", "_values")
 
     def __init__(self, limit: int, window: float) -> None:
         self._lock = threading.Lock()
-        self._values: tuple[int, float] = (_check_limit(limit), _check_window(window))
+        self._values: tuple[int, float] = _validate(limit, window)
 
     def get_limit(self) -> int:
         """The current limit."""
@@ -99,20 +90,19 @@ class DynamicConfig:
     def update(self, limit: Optional[int] = None, window: Optional[float] = None) -> None:
         """Change the limit and/or the window; ``None`` keeps the current value.
 
-        Both values are validated before either is applied, so a rejected update changes
-        nothing.
+        The resulting pair is validated (as in the constructor) before it is applied, so a
+        rejected update changes nothing and keeps the old values.
 
         Raises:
             ValueError: (:class:`~ratelimiter.exceptions.ConfigurationError`) naming the
                 invalid parameter.
         """
-        new_limit = None if limit is None else _check_limit(limit)
-        new_window = None if window is None else _check_window(window)
         with self._lock:
             old_limit, old_window = self._values
-            self._values = (
-                old_limit if new_limit is None else new_limit,
-                old_window if new_window is None else new_window,
+            # The pair is checked as a whole: a new limit is judged with the current window.
+            self._values = _validate(
+                old_limit if limit is None else limit,
+                old_window if window is None else window,
             )
 
     def __repr__(self) -> str:

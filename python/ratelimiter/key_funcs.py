@@ -14,20 +14,29 @@ functions therefore never use the leftmost entry:
 * ``trusted_proxies=["10.0.0.0/8", ...]``: the header is used only when the direct peer is
   in one of these networks; then (unless ``num_proxies`` is given too) entries are walked
   from the right, skipping trusted proxies, and the first untrusted address is the client.
+* Without ``trusted_proxies`` the header is used only when the direct peer is on loopback
+  or a private network (:data:`DEFAULT_PROXY_NETWORKS`: where a reverse proxy in front of
+  the app connects from). A client connecting directly from a public address can write
+  any header it likes, so its header is ignored and the peer address is the key.
 * A missing, malformed or oversized header (more than 4096 characters), or one with fewer
-  entries than ``num_proxies``, means the peer address is used. Nothing here raises.
+  entries than ``num_proxies``, means the peer address is used. The IP functions never
+  raise on request input.
 
 Addresses are normalised: ``::ffff:192.0.2.1`` is ``192.0.2.1``, IPv6 is compressed, and
 with ``ipv6_prefix=64`` an IPv6 client is keyed by its /64 network (a host usually owns a
 whole /64, so per-address limits are trivially evaded by rotating addresses).
 
 **API keys** are hashed (SHA-256, first 32 hex digits) before they become storage keys, so
-the raw secrets never reach Redis, SQLite or your metrics: ``"apikey:<hash>"``.
+the raw secrets never reach Redis, SQLite or your metrics: ``"apikey:<hash>"``. Any client
+can send any key, so each new value is a fresh bucket: pass ``verify=`` (``str -> bool``)
+so that an unknown key is limited by the client address instead, and never let an
+unverified key be the only limit on an endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
@@ -35,6 +44,7 @@ from typing import Any, Callable, Optional, Union
 from ._protocols import Scope
 
 __all__ = [
+    "DEFAULT_PROXY_NETWORKS",
     "AsgiKeyFunc",
     "WsgiKeyFunc",
     "asgi_api_key_func",
@@ -54,6 +64,25 @@ IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 MAX_FORWARDED_LENGTH = 4096
 """Longer ``X-Forwarded-For`` headers are ignored (the peer address is used)."""
+
+DEFAULT_PROXY_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "127.0.0.0/8",     # loopback
+        "10.0.0.0/8",      # RFC 1918 private networks
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "::1/128",         # IPv6 loopback
+        "fc00::/7",        # IPv6 unique local addresses
+    )
+)
+"""Peers whose ``X-Forwarded-For`` is honoured when no ``trusted_proxies`` are given.
+
+Deliberately not ``ipaddress``'s ``is_private``: that also covers documentation, benchmark
+and reserved ranges (``203.0.113.0/24``, ``198.18.0.0/15``, ...) which are routable in
+practice or used as public addresses in tests, and link-local addresses. IPv4-mapped IPv6
+peers (``::ffff:10.0.0.1``) are mapped to IPv4 before the check.
+"""
 
 _MAX_ADDRESS_LENGTH = 64  # longest textual IPv6 with brackets, port and zone fits easily
 _MAX_PEER_KEY_LENGTH = 256
@@ -118,7 +147,8 @@ def _parse_networks(trusted_proxies: Iterable[str]) -> tuple[IPNetwork, ...]:
 class _ClientAddress:
     """The X-Forwarded-For policy shared by the WSGI and ASGI IP key functions."""
 
-    __slots__ = ("_networks", "_num_proxies", "_walk", "ipv6_prefix", "trust_forwarded")
+    __slots__ = ("_networks", "_num_proxies", "_peer_networks", "_walk", "ipv6_prefix",
+                 "trust_forwarded")
 
     def __init__(
         self,
@@ -139,16 +169,28 @@ class _ClientAddress:
             raise ValueError(f"ipv6_prefix must be an int in [1, 128], got {ipv6_prefix!r}")
         self.trust_forwarded = bool(trust_x_forwarded_for)
         self._networks = None if trusted_proxies is None else _parse_networks(trusted_proxies)
+        # Whose header counts at all: your proxies if you named them, else only peers on
+        # loopback or a private network (a public peer may be the client itself).
+        self._peer_networks = (
+            DEFAULT_PROXY_NETWORKS if self._networks is None else self._networks
+        )
         # With trusted_proxies and no explicit hop count, walk past every trusted hop.
         self._walk = self._networks is not None and num_proxies is None
         self._num_proxies = 1 if num_proxies is None else num_proxies
         self.ipv6_prefix = ipv6_prefix
 
     def _trusted(self, address: IPAddress) -> bool:
+        """Whether a hop inside the header is one of the configured proxies (walk mode)."""
         networks = self._networks
         if networks is None:
             return True
         return any(address in network for network in networks)
+
+    def _peer_may_forward(self, peer: Optional[IPAddress]) -> bool:
+        """Whether the direct peer is a proxy whose ``X-Forwarded-For`` may be believed."""
+        if peer is None:  # no address (absent, unix socket): nothing vouches for it
+            return False
+        return any(peer in network for network in self._peer_networks)
 
     def key(self, raw_peer: object, forwarded: Optional[str]) -> str:
         """The client key from the peer address and the (joined) X-Forwarded-For value."""
@@ -162,7 +204,7 @@ class _ClientAddress:
         fallback = _peer_key(raw_peer, peer, self.ipv6_prefix)
         if not self.trust_forwarded or not forwarded or len(forwarded) > MAX_FORWARDED_LENGTH:
             return fallback
-        if self._networks is not None and (peer is None or not self._trusted(peer)):
+        if not self._peer_may_forward(peer):
             return fallback
         entries = forwarded.split(",")
         if self._walk:
@@ -277,24 +319,58 @@ def wsgi_ip_func(
 
 
 def wsgi_api_key_func(
-    header: str = "X-API-Key", fallback: Optional[WsgiKeyFunc] = None
+    header: str = "X-API-Key",
+    fallback: Optional[WsgiKeyFunc] = None,
+    *,
+    verify: Optional[Callable[[str], bool]] = None,
 ) -> WsgiKeyFunc:
     """A WSGI key function returning ``"apikey:<sha256 prefix>"`` of an API key header.
 
+    Without ``verify`` any value a client sends is its own bucket, so rotating made-up keys
+    is never limited: use ``verify``, or a second limit by client address.
+
     Args:
         header: Header holding the key (case-insensitive), e.g. ``"Authorization"``.
-        fallback: Key function used when the header is absent or blank; default
-            :func:`wsgi_ip_func`'s.
+        fallback: Key function used when the header is absent or blank, or the key fails
+            ``verify``; default :func:`wsgi_ip_func`'s.
+        verify: ``(api_key) -> bool``, true for keys you issued (e.g. a set lookup). An
+            unknown key is keyed by ``fallback`` (the client address), so guessing shares
+            one bucket. Must return a ``bool``; its exceptions propagate.
+
+    Raises:
+        TypeError: if ``verify`` is not a plain (non-async) callable.
     """
     use_fallback = fallback if fallback is not None else wsgi_ip_func()
+    check = _check_verify(verify)
 
     def key_func(environ: dict[str, Any]) -> str:
         api_key = wsgi_header(environ, header).strip()
-        if api_key:
+        if api_key and (check is None or _verified(check, api_key)):
             return hash_api_key(api_key)
         return use_fallback(environ)
 
     return key_func
+
+
+def _check_verify(verify: Optional[Callable[[str], bool]]) -> Optional[Callable[[str], bool]]:
+    if verify is None:
+        return None
+    if not callable(verify):
+        raise TypeError(f"verify must be a callable (api_key) -> bool, got {type(verify).__name__}")
+    if inspect.iscoroutinefunction(verify):
+        # A key function is synchronous: a coroutine object is truthy, so an async verify
+        # would accept every key.
+        raise TypeError("verify must be a plain function, not async (key functions are sync)")
+    return verify
+
+
+def _verified(verify: Callable[[str], bool], api_key: str) -> bool:
+    answer = verify(api_key)
+    if not isinstance(answer, bool):
+        if inspect.iscoroutine(answer):
+            answer.close()  # never awaited: silence the "never awaited" warning
+        raise TypeError(f"verify must return a bool, got {type(answer).__name__}")
+    return answer
 
 
 def wsgi_composite_key_func(*funcs: WsgiKeyFunc, separator: str = "|") -> WsgiKeyFunc:
@@ -333,20 +409,28 @@ def asgi_ip_func(
 
 
 def asgi_api_key_func(
-    header: str = "X-API-Key", fallback: Optional[AsgiKeyFunc] = None
+    header: str = "X-API-Key",
+    fallback: Optional[AsgiKeyFunc] = None,
+    *,
+    verify: Optional[Callable[[str], bool]] = None,
 ) -> AsgiKeyFunc:
     """An ASGI key function returning ``"apikey:<sha256 prefix>"`` of an API key header.
 
     Args:
         header: Header holding the key (case-insensitive).
-        fallback: Key function used when the header is absent or blank; default
-            :func:`asgi_ip_func`'s.
+        fallback: Key function used when the header is absent or blank, or the key fails
+            ``verify``; default :func:`asgi_ip_func`'s.
+        verify: ``(api_key) -> bool`` (sync); see :func:`wsgi_api_key_func`.
+
+    Raises:
+        TypeError: if ``verify`` is not a plain (non-async) callable.
     """
     use_fallback = fallback if fallback is not None else asgi_ip_func()
+    check = _check_verify(verify)
 
     def key_func(scope: Scope) -> str:
         api_key = asgi_header(scope, header).strip()
-        if api_key:
+        if api_key and (check is None or _verified(check, api_key)):
             return hash_api_key(api_key)
         return use_fallback(scope)
 

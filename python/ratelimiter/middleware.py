@@ -30,6 +30,19 @@ Behaviour, the same in both:
   rate-limit headers and ``Retry-After`` in whole seconds (omitted when waiting cannot
   help, i.e. the cost exceeds the limiter's capacity).
 
+* ``usage_path="/rate_limit"`` (default off) answers ``GET``/``HEAD`` on that exact path
+  with the caller's own quotas as JSON, from ``peek`` (nothing consumed), for every
+  limiter that can decide this caller's requests; the path is never limited or counted
+  and the caller is always the one ``key_func`` computes (no parameter chooses a key, and
+  the key is not echoed). Other methods get ``405``. See :mod:`ratelimiter._usage` for the
+  shape.
+* ``on_near_limit(key, result)`` is called once per key per window when a decision shows
+  ``near_limit_ratio`` (default 0.8) of that limiter's quota used; see
+  :class:`~ratelimiter.metrics.NearLimitTracker` for the exact rule. Each limiter (the
+  default and every per-route one) has its own bookkeeping. Exceptions it raises are
+  logged and never change the response; the ASGI middleware awaits an ``async def``
+  callback before answering, so hand slow work (e-mail) off to a queue or task.
+
 The ASGI middleware never blocks the event loop on I/O: a memory-backed limiter is called
 directly, an ``AsyncRateLimiter`` or an async backend is awaited, anything else runs in an
 executor. Non-HTTP scopes (websocket, lifespan) pass straight through.
@@ -38,15 +51,34 @@ executor. Non-HTTP scopes (websocket, lifespan) pass straight through.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar, Union
 
 from ._protocols import ASGIApp, Message, Receive, Scope, Send, SyncLimiter
 from ._routes import RouteTable
+from ._usage import (
+    METHOD_NOT_ALLOWED_BODY,
+    USAGE_METHODS,
+    check_usage_path,
+    route_groups,
+    usage_body,
+    usage_entry,
+    usage_headers,
+)
 from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any
 from .algorithms.base import RateLimitResult
 from .key_funcs import asgi_peer, wsgi_peer
+from .metrics import (
+    NearLimitCallback,
+    NearLimitTracker,
+    check_near_limit_callback,
+    check_near_limit_ratio,
+    clock_of,
+    notify_near_limit_async,
+    notify_near_limit_sync,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -58,6 +90,7 @@ _HEADER_STYLES = ("x-ratelimit", "ietf", "both")
 
 REJECTION_BODY = b'{"error": "rate limit exceeded"}'
 REJECTION_STATUS = "429 Too Many Requests"
+METHOD_NOT_ALLOWED_STATUS = "405 Method Not Allowed"
 
 R = TypeVar("R")  # the request: a WSGI environ or an ASGI scope
 
@@ -113,8 +146,13 @@ class _Policy(Generic[R]):
 
         self.limiter_table: Optional[RouteTable[AnyLimiter]] = None
         self.limiter_func: Optional[Callable[[R], Optional[AnyLimiter]]] = None
+        # For usage reports: every limiter a route table can choose, grouped by object.
+        self.route_groups: list[tuple[str, list[str], AnyLimiter]] = [
+            ("default", ["*"], limiter)
+        ]
         if isinstance(route_limiters, Mapping):
             self.limiter_table = RouteTable(route_limiters, param="route_limiters")
+            self.route_groups = route_groups(route_limiters, limiter)
         elif callable(route_limiters):
             self.limiter_func = route_limiters
         elif route_limiters is not None:
@@ -141,6 +179,15 @@ class _Policy(Generic[R]):
         elif self.limiter_func is not None:
             chosen = self.limiter_func(request)
         return self.limiter if chosen is None else chosen
+
+    def usage_limiters(self, request: R) -> list[tuple[str, list[str], AnyLimiter]]:
+        """``(name, route patterns, limiter)`` for every limiter that can decide ``request``'s
+        client. A ``route_limiters`` callable is asked about this very request (it picks
+        per client, e.g. by plan); what it answers is reported as the default."""
+        if self.limiter_func is not None:
+            chosen = self.limiter_func(request)
+            return [("default", ["*"], self.limiter if chosen is None else chosen)]
+        return self.route_groups
 
     def headers(self, result: RateLimitResult) -> dict[str, str]:
         style = self.header_style
@@ -171,6 +218,53 @@ def _sync(limiter: AnyLimiter) -> SyncLimiter:
     return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
 
 
+def _can_peek(limiter: AnyLimiter) -> bool:
+    return callable(getattr(_sync(limiter), "peek", None))
+
+
+_Tracked = tuple[AnyLimiter, NearLimitTracker, Callable[[], float]]
+
+
+class _NearLimitAlerts:
+    """``on_near_limit`` bookkeeping for a middleware: one tracker per limiter object, since
+    the default and each per-route limiter are separate quotas for the same key.
+
+    Limiters are normally a fixed few; a ``route_limiters`` callable that made a new one per
+    request would still be bounded: beyond ``MAX_LIMITERS`` the oldest tracker is dropped.
+    """
+
+    MAX_LIMITERS = 1024
+
+    def __init__(self, callback: NearLimitCallback, ratio: float) -> None:
+        self.callback = callback
+        self.ratio = ratio
+        self._lock = threading.Lock()
+        # id(limiter) -> (limiter, tracker, its clock); the strong reference keeps the id
+        # unique.
+        self._trackers: dict[int, _Tracked] = {}
+
+    def crossed(self, limiter: AnyLimiter, key: str, result: RateLimitResult) -> bool:
+        """Whether this decision of ``limiter`` for ``key`` is due an alert."""
+        entry = self._trackers.get(id(limiter))
+        if entry is None or entry[0] is not limiter:
+            with self._lock:
+                entry = self._trackers.get(id(limiter))
+                if entry is None or entry[0] is not limiter:
+                    if len(self._trackers) >= self.MAX_LIMITERS:
+                        del self._trackers[next(iter(self._trackers))]
+                    entry = (limiter, NearLimitTracker(self.ratio), clock_of(limiter))
+                    self._trackers[id(limiter)] = entry
+        return entry[1].observe(key, result, entry[2])
+
+
+def _near_limit_alerts(
+    on_near_limit: Optional[NearLimitCallback], near_limit_ratio: float
+) -> Optional[_NearLimitAlerts]:
+    ratio = check_near_limit_ratio(near_limit_ratio)
+    callback = check_near_limit_callback(on_near_limit)
+    return None if callback is None else _NearLimitAlerts(callback, ratio)
+
+
 class RateLimitMiddleware:
     """PEP 3333 WSGI middleware (see the module docstring for the behaviour).
 
@@ -183,9 +277,14 @@ class RateLimitMiddleware:
         exempt_methods: Methods never limited (default ``("OPTIONS",)``).
         route_limiters: Mapping of route pattern to limiter, or ``(environ) -> limiter|None``.
         header_style: ``"x-ratelimit"`` (default), ``"ietf"`` or ``"both"``.
+        usage_path: Exact path answering the caller's quotas as JSON (default ``None``: off).
+        on_near_limit: ``(key, result) -> None``, called once per key per window when usage
+            reaches ``near_limit_ratio`` of a limiter's quota.
+        near_limit_ratio: In (0, 1] (default 0.8).
 
     Raises:
-        ValueError: for an invalid cost, route pattern or header style.
+        ValueError: for an invalid cost, route pattern, header style, usage path or ratio.
+        TypeError: for a non-callable ``on_near_limit`` or a non-str ``usage_path``.
     """
 
     def __init__(
@@ -199,6 +298,9 @@ class RateLimitMiddleware:
         exempt_methods: Iterable[str] = ("OPTIONS",),
         route_limiters: RouteLimiters[WSGIEnvironment] = None,
         header_style: HeaderStyle = "x-ratelimit",
+        usage_path: Optional[str] = None,
+        on_near_limit: Optional[NearLimitCallback] = None,
+        near_limit_ratio: float = 0.8,
     ) -> None:
         self.app = app
         self.limiter = limiter
@@ -207,6 +309,8 @@ class RateLimitMiddleware:
         self._policy: _Policy[WSGIEnvironment] = _Policy(
             limiter, cost, route_limiters, exempt_paths, exempt_methods, header_style
         )
+        self.usage_path = check_usage_path(usage_path)
+        self._alerts = _near_limit_alerts(on_near_limit, near_limit_ratio)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -215,12 +319,18 @@ class RateLimitMiddleware:
         policy = self._policy
         method = str(environ.get("REQUEST_METHOD") or "GET").upper()
         path = str(environ.get("PATH_INFO") or "/")
+        if path == self.usage_path:
+            return self._usage(environ, start_response, method)
         if policy.exempt(method, path):
             return self.app(environ, start_response)
 
-        limiter = _sync(policy.limiter_for(environ, method, path))
+        chosen = policy.limiter_for(environ, method, path)
         cost = policy.cost_for(environ, method, path)
-        result = limiter.is_allowed(self.key_func(environ), cost)
+        key = self.key_func(environ)
+        result = _sync(chosen).is_allowed(key, cost)
+        alerts = self._alerts
+        if alerts is not None and alerts.crossed(chosen, key, result):
+            notify_near_limit_sync(alerts.callback, key, result)
         if not result.allowed:
             start_response(REJECTION_STATUS, policy.rejection_headers(result))
             return [REJECTION_BODY]
@@ -233,6 +343,28 @@ class RateLimitMiddleware:
             return start_response(status, _merge_headers(headers, extra), *exc_info)
 
         return self.app(environ, start_with_headers)
+
+    def _usage(
+        self, environ: WSGIEnvironment, start_response: StartResponse, method: str
+    ) -> Iterable[bytes]:
+        """Answer the usage path: the caller's quotas, peeked, never consumed."""
+        if method not in USAGE_METHODS:
+            headers = usage_headers(METHOD_NOT_ALLOWED_BODY)
+            start_response(METHOD_NOT_ALLOWED_STATUS, [*headers, ("Allow", "GET, HEAD")])
+            return [METHOD_NOT_ALLOWED_BODY]
+        key = self.key_func(environ)
+        resources = {}
+        for name, routes, limiter in self._policy.usage_limiters(environ):
+            if not _can_peek(limiter):
+                continue
+            try:
+                result = _sync(limiter).peek(key)  # type: ignore[attr-defined]
+            except NotImplementedError:  # a custom limiter without peek
+                continue
+            resources[name] = usage_entry(limiter, result, routes)
+        body = usage_body(resources)
+        start_response("200 OK", usage_headers(body))
+        return [b"" if method == "HEAD" else body]
 
 
 class AsyncRateLimitMiddleware:
@@ -252,9 +384,14 @@ class AsyncRateLimitMiddleware:
         route_limiters: Mapping of route pattern to limiter, or ``(scope) -> limiter|None``.
         header_style: ``"x-ratelimit"`` (default), ``"ietf"`` or ``"both"``.
         executor: Where limiters on blocking backends run (default: the loop's executor).
+        usage_path: Exact path answering the caller's quotas as JSON (default ``None``: off).
+        on_near_limit: ``(key, result) -> None`` or an ``async def`` of the same, called once
+            per key per window when usage reaches ``near_limit_ratio`` of a limiter's quota.
+        near_limit_ratio: In (0, 1] (default 0.8).
 
     Raises:
-        ValueError: for an invalid cost, route pattern or header style.
+        ValueError: for an invalid cost, route pattern, header style, usage path or ratio.
+        TypeError: for a non-callable ``on_near_limit`` or a non-str ``usage_path``.
     """
 
     def __init__(
@@ -269,6 +406,9 @@ class AsyncRateLimitMiddleware:
         route_limiters: RouteLimiters[Scope] = None,
         header_style: HeaderStyle = "x-ratelimit",
         executor: Optional[Executor] = None,
+        usage_path: Optional[str] = None,
+        on_near_limit: Optional[NearLimitCallback] = None,
+        near_limit_ratio: float = 0.8,
     ) -> None:
         self.app = app
         self.limiter = limiter
@@ -278,6 +418,8 @@ class AsyncRateLimitMiddleware:
         self._policy: _Policy[Scope] = _Policy(
             limiter, cost, route_limiters, exempt_paths, exempt_methods, header_style
         )
+        self.usage_path = check_usage_path(usage_path)
+        self._alerts = _near_limit_alerts(on_near_limit, near_limit_ratio)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Decide an HTTP request; answer 429 or call the application adding headers."""
@@ -287,16 +429,20 @@ class AsyncRateLimitMiddleware:
         policy = self._policy
         method = str(scope.get("method") or "GET").upper()
         path = str(scope.get("path") or "/")
+        if path == self.usage_path:
+            await self._usage(scope, send, method)
+            return
         if policy.exempt(method, path):
             await self.app(scope, receive, send)
             return
 
         limiter = policy.limiter_for(scope, method, path)
         cost = policy.cost_for(scope, method, path)
-        key = self.key_func(scope)
-        if inspect.isawaitable(key):
-            key = await key
+        key = await self._key(scope)
         result = await _is_allowed_any(limiter, key, cost, self.executor)
+        alerts = self._alerts
+        if alerts is not None and alerts.crossed(limiter, key, result):
+            await notify_near_limit_async(alerts.callback, key, result)
         if not result.allowed:
             await send({
                 "type": "http.response.start",
@@ -317,6 +463,39 @@ class AsyncRateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    async def _key(self, scope: Scope) -> str:
+        key = self.key_func(scope)
+        if inspect.isawaitable(key):
+            key = await key
+        return key  # type: ignore[no-any-return]
+
+    async def _usage(self, scope: Scope, send: Send, method: str) -> None:
+        """Answer the usage path: the caller's quotas, peeked (never consumed) on the same
+        non-blocking call paths as decisions."""
+        if method not in USAGE_METHODS:
+            headers = usage_headers(METHOD_NOT_ALLOWED_BODY) + [("Allow", "GET, HEAD")]
+            await _answer(send, 405, headers, METHOD_NOT_ALLOWED_BODY)
+            return
+        key = await self._key(scope)
+        resources = {}
+        for name, routes, limiter in self._policy.usage_limiters(scope):
+            if not _can_peek(limiter):
+                continue
+            checker = (limiter if isinstance(limiter, AsyncRateLimiter)
+                       else AsyncRateLimiter(limiter, self.executor))
+            try:
+                result = await checker.peek(key)
+            except NotImplementedError:  # a custom limiter without peek
+                continue
+            resources[name] = usage_entry(limiter, result, routes)
+        body = usage_body(resources)
+        await _answer(send, 200, usage_headers(body), b"" if method == "HEAD" else body)
+
+
+async def _answer(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -8,7 +8,7 @@
 
     tiers = TieredLimits.build(
         MemoryBackend(),
-        {"free": (100, 3600), "pro": (1_000, 3600), "enterprise": (10_000, 3600)},
+        {"free": "100/hour", "pro": "1000/hour", "enterprise": (10_000, 3600)},
         default_plan="free",
         costs={"/api/search": 5, "POST /api/export/*": 20},
         plan_for_key=lambda api_key: accounts.plan_of(api_key),  # None: default plan
@@ -33,13 +33,14 @@ Outside HTTP, :meth:`TieredLimits.is_allowed` decides directly for a key, plan a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._protocols import Scope, SyncLimiter
 from ._routes import RouteTable
 from .algorithms.async_base import AnyLimiter, AsyncRateLimiter
 from .algorithms.base import RateLimitResult
 from .algorithms.token_bucket import TokenBucketRateLimiter
+from .exceptions import ConfigurationError
 from .key_funcs import (
     AsgiKeyFunc,
     WsgiKeyFunc,
@@ -48,13 +49,17 @@ from .key_funcs import (
     wsgi_api_key_func,
     wsgi_header,
 )
+from .limits import Limit, parse_limits
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .backends.base import BaseBackend
 
-__all__ = ["TieredLimits"]
+__all__ = ["PlanLimit", "TieredLimits"]
+
+PlanLimit = Union[str, Limit, tuple[int, float]]
+"""A plan's limit: ``"1000/hour"``, a :class:`~ratelimiter.Limit` or ``(limit, window)``."""
 
 
 class TieredLimits:
@@ -107,7 +112,7 @@ class TieredLimits:
     def build(
         cls,
         backend: BaseBackend,
-        plans: Mapping[str, tuple[int, float]],
+        plans: Mapping[str, PlanLimit],
         *,
         default_plan: str,
         algorithm: Callable[..., SyncLimiter] = TokenBucketRateLimiter,
@@ -121,16 +126,18 @@ class TieredLimits:
 
         Args:
             backend: Shared by all plans; each plan's limiter gets ``key_prefix="<plan>:"``.
-            plans: Plan name to ``(limit, window)``.
+            plans: Plan name to its limit: a limit string (``"1000/hour"``, one limit), a
+                :class:`~ratelimiter.Limit`, or ``(limit, window)``.
             algorithm: The limiter class (default ``TokenBucketRateLimiter``).
             limiter_options: Passed to every limiter (e.g. ``clock=``).
 
         The other arguments are as for the constructor.
         """
-        limiters: dict[str, AnyLimiter] = {
-            name: algorithm(backend, limit, window, key_prefix=f"{name}:", **limiter_options)
-            for name, (limit, window) in plans.items()
-        }
+        limiters: dict[str, AnyLimiter] = {}
+        for name, spec in plans.items():
+            limit, window = _plan_limit(name, spec)
+            limiters[name] = algorithm(
+                backend, limit, window, key_prefix=f"{name}:", **limiter_options)
         return cls(
             limiters,
             default_plan=default_plan,
@@ -192,3 +199,17 @@ class TieredLimits:
     def asgi_cost(self, scope: Scope) -> int:
         """The endpoint's cost, for ``AsyncRateLimitMiddleware(cost=)``."""
         return self.cost(str(scope.get("path") or "/"), str(scope.get("method") or "GET"))
+
+
+def _plan_limit(plan: str, spec: PlanLimit) -> tuple[int, float]:
+    """``(limit, window)`` of a plan given as a string, a ``Limit`` or a tuple."""
+    if not isinstance(spec, (str, Limit)):
+        limit, window = spec  # (limit, window), validated by the limiter
+        return limit, window
+    limits = parse_limits(spec)
+    if len(limits) != 1:
+        # Several limits at once need an all-or-nothing decision (MultiRateLimiter), not
+        # one limiter per plan.
+        raise ConfigurationError(
+            f"plans[{plan!r}]: give one limit per plan, got {len(limits)} in {spec!r}")
+    return limits[0].amount, limits[0].window

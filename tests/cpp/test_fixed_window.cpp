@@ -1,3 +1,4 @@
+#include <limits>
 #include "algorithm_properties.hpp"
 
 using namespace rl_test;
@@ -87,4 +88,35 @@ TEST_CASE("fixed window: properties on random traces", "[fixed_window][propertie
     check_all_properties<FixedWindow>(params(5, 10.0), o);
     o.grid = 0.03;
     check_all_properties<FixedWindow>(params(5, 0.1), o);
+}
+
+TEST_CASE("fixed window: a state written under another window is never misread (issue 7)",
+          "[fixed_window]") {
+    const auto one = params(5, 1.0);
+    auto s = FixedWindow::fresh(1000.5, one);
+    for (int i = 0; i < 5; ++i) REQUIRE(FixedWindow::step(s, 1000.5, 1, one).allowed);
+    const auto sixty = params(5, 60.0);
+    // Still inside the old window [1000, 1001), which lies inside [960, 1020): counts.
+    auto d = FixedWindow::step(s, 1000.5, 1, sixty);
+    REQUIRE_FALSE(d.allowed);
+    REQUIRE(d.retry_after == 0.5);  // the carried count stops applying when [1000, 1001) ends
+    REQUIRE(FixedWindow::step(s, 1001.0, 1, sixty).allowed);
+    REQUIRE(FixedWindow::step(s, 4600.0, 1, sixty).allowed);  // an hour later: no lockout
+}
+
+TEST_CASE("fixed window: corrupt state is a fresh key, never an over-admission", "[fixed_window]") {
+    const auto p = params(5, 60.0);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (auto bad : {FixedWindow::State{1e300, -1e300, 60.0}, FixedWindow::State{nan, nan, nan},
+                     FixedWindow::State{16.0, 3.0, -1.0}}) {
+        auto s = bad;
+        std::int64_t admitted = 0;
+        for (int i = 0; i < 20; ++i) {
+            const auto d = FixedWindow::step(s, 1000.0, 1, p);
+            admitted += d.allowed;
+            REQUIRE(d.remaining >= 0);
+            REQUIRE(d.remaining <= 5);
+        }
+        REQUIRE(admitted == 5);
+    }
 }

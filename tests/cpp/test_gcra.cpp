@@ -1,3 +1,4 @@
+#include <limits>
 #include "algorithm_properties.hpp"
 
 using namespace rl_test;
@@ -77,8 +78,40 @@ TEST_CASE("gcra: clock going backwards never yields a negative wait", "[gcra]") 
     REQUIRE(Gcra::step(s, 10.0, 2, p).allowed);
     const auto d = Gcra::step(s, 5.0, 1, p);
     REQUIRE_FALSE(d.allowed);
-    REQUIRE(d.retry_after == 6.0);  // tat 12, + 1 unit = 13, − now − tau (2)
-    REQUIRE(d.reset_after == 7.0);
+    REQUIRE(d.retry_after == 1.0);  // measured in units (as the token bucket), not stale time
+    REQUIRE(d.reset_after == 2.0);
+}
+
+TEST_CASE("gcra: admits exactly burst at epoch-scale times (issue 7)", "[gcra]") {
+    for (std::int64_t limit = 1; limit <= 300; ++limit) {
+        for (double window : {0.1, 1.0, 1.7, 7.0, 60.0, 61.3, 3600.0}) {
+            const auto p = params(limit, window);
+            auto s = Gcra::fresh(1.7e9, p);
+            std::int64_t admitted = 0;
+            for (std::int64_t i = 0; i < limit + 2; ++i) admitted += Gcra::step(s, 1.7e9, 1, p).allowed;
+            REQUIRE(admitted == limit);
+        }
+    }
+}
+
+TEST_CASE("gcra: corrupt state is a fresh key; a glitched future `last` is re-based", "[gcra]") {
+    const auto p = params(5, 60.0);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (auto bad : {Gcra::State{nan, nan}, Gcra::State{-1e300, 1e300}, Gcra::State{1e300, 0.0}}) {
+        auto s = bad;
+        std::int64_t admitted = 0;
+        for (int i = 0; i < 10; ++i) {
+            const auto d = Gcra::step(s, 1000.0, 1, p);
+            admitted += d.allowed;
+            REQUIRE(d.remaining >= 0);
+            REQUIRE(d.remaining <= 5);
+        }
+        REQUIRE(admitted <= 5);
+    }
+    auto s = Gcra::State{1.0, 1000.0 + 365 * 86400.0};  // one unit, written a year ahead
+    std::int64_t admitted = 0;
+    for (int i = 0; i < 10; ++i) admitted += Gcra::step(s, 1000.0, 1, p).allowed;
+    REQUIRE(admitted == 4);
 }
 
 TEST_CASE("gcra: invalid parameters throw ConfigError", "[gcra]") {

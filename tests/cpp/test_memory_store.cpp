@@ -30,7 +30,7 @@ TEST_CASE("memory store: exact admitted count from 8 threads on one key", "[memo
     for (auto& th : threads) th.join();
     REQUIRE(fw_admitted == 1000);
     REQUIRE(tb_admitted == 777);
-    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 1000.0});
+    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 1000.0, 3600.0});
     REQUIRE(store.size() == 2);  // one key per algorithm table
 }
 
@@ -63,7 +63,7 @@ TEST_CASE("memory store: purge_expired drops keys back to fresh", "[memory_store
     REQUIRE(store.purge_expired(10.0) == 30);  // window [0, 10) over: fresh at 10
     REQUIRE(store.size() == 20);
     REQUIRE(store.snapshot<FixedWindow>("old3").empty());
-    REQUIRE(store.snapshot<FixedWindow>("new3") == std::vector<double>{1.0, 1.0});
+    REQUIRE(store.snapshot<FixedWindow>("new3") == std::vector<double>{1.0, 1.0, 10.0});
     store.clear();
     REQUIRE(store.size() == 0);
 }

@@ -163,7 +163,7 @@ TEST_CASE("sqlite store: :memory: is one database shared by every thread", "[sql
     }
     for (auto& th : threads) th.join();
     REQUIRE(admitted == 100);
-    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 100.0});
+    REQUIRE(store.snapshot<FixedWindow>("k") == std::vector<double>{0.0, 100.0, 60.0});
 }
 
 TEST_CASE("sqlite store: rejected first requests and peeks write nothing; erase forgets",

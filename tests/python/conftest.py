@@ -1,4 +1,10 @@
-"""Shared fixtures: a hand-driven clock and the seven limiter classes."""
+"""Shared fixtures: a hand-driven clock and the seven limiter classes; the test markers.
+
+Markers (``pytest -m "not slow"`` is the quick developer run; scripts/test.sh runs all):
+``slow`` (threads, processes, real servers under load, hypothesis sweeps: seconds each),
+``subprocess`` (starts Python processes), ``redis`` (needs a redis-server; set
+automatically on every test of a module that starts one through ``redis_server``).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +38,25 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+MARKERS = {
+    "slow": "takes seconds (threads, processes, real servers, sweeps); deselect with -m 'not slow'",
+    "subprocess": "starts Python subprocesses",
+    "redis": "starts a real redis-server (set automatically from the module's imports)",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and hasattr(module, "RedisServer"):
+            item.add_marker(pytest.mark.redis)
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from redis_server import RedisServer
 import ratelimiter
 from ratelimiter.backends import MemoryBackend, RedisBackend
 
+pytestmark = [pytest.mark.slow]
+
 # Time steps mix sub-millisecond gaps, window-scale jumps and small clock regressions.
 TIME_STEPS = [0.0, 0.0, 0.0, 0.001, 0.013, 0.1, 0.25, 0.5, 1.0, 3.3, 10.0, 61.0, -0.2]
 STARTS = [1_000.0, 1_712_345_678.123]  # epoch-scale times stress rounding at boundaries

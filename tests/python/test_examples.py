@@ -12,6 +12,8 @@ import pytest
 from http_servers import run_example
 from redis_server import RedisServer
 
+pytestmark = [pytest.mark.slow, pytest.mark.subprocess]
+
 
 def test_flask_example() -> None:
     with run_example("flask_example.py", ["--limit", "5"]) as ex, httpx.Client() as client:

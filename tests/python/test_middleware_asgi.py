@@ -200,6 +200,7 @@ def test_app_headers_are_kept(fake_clock: FakeClock, client: httpx.Client) -> No
         assert r.headers["x-ratelimit-remaining"] == "4"
 
 
+@pytest.mark.slow
 def test_spoofed_forwarded_for_untrusted_peer(fake_clock: FakeClock, client: httpx.Client) -> None:
     app = added(fixed(9, fake_clock))  # default key: the peer address
     app2 = added(fixed(9, fake_clock), key_func=asgi_ip_func(trusted_proxies=["10.0.0.0/8"]))
@@ -260,6 +261,7 @@ def test_blocking_backend_runs_off_the_event_loop(
     assert not backend.threads & loop_threads
 
 
+@pytest.mark.slow
 def test_concurrent_requests_one_key_admit_exactly_limit(fake_clock: FakeClock) -> None:
     async def burst(url: str) -> list[int]:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=50)) as c:

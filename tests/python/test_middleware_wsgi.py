@@ -225,6 +225,7 @@ def test_app_headers_are_not_overwritten(fake_clock: FakeClock, client: httpx.Cl
         assert r.headers["X-RateLimit-Remaining"] == "4"
 
 
+@pytest.mark.slow
 def test_spoofed_forwarded_for_from_untrusted_peer_default_key(
     fake_clock: FakeClock, client: httpx.Client
 ) -> None:
@@ -239,6 +240,7 @@ def test_spoofed_forwarded_for_from_untrusted_peer_default_key(
     assert codes[:7] == [200] * 7
 
 
+@pytest.mark.slow
 def test_spoofed_forwarded_for_untrusted_peer_with_trusted_proxies(
     fake_clock: FakeClock, client: httpx.Client
 ) -> None:

@@ -100,6 +100,7 @@ def wait_clear_of_window_edge(window: float = 60.0, margin: float = 15.0) -> Non
         time.sleep(window - into + 0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server_time", [False, True], ids=["client_clock", "server_time"])
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_eight_threads_admit_exactly_the_limit(client: Any, server: RedisServer, name: str,
@@ -109,6 +110,8 @@ def test_eight_threads_admit_exactly_the_limit(client: Any, server: RedisServer,
     assert hammer(name, server.port, server_time, 8, ATTEMPTS) == LIMIT
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 @pytest.mark.parametrize("server_time", [False, True], ids=["client_clock", "server_time"])
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_four_processes_of_four_threads_admit_exactly_the_limit(
@@ -142,6 +145,7 @@ def test_one_evalsha_per_decision(client: Any, server: RedisServer) -> None:
     assert others <= script_commands | {"config|resetstat", "info"}
 
 
+@pytest.mark.slow
 def test_script_flush_during_load_is_invisible(client: Any, server: RedisServer) -> None:
     limiters = [make_limiter(name, server.port, False) for name in sorted(BY_NAME)]
     errors: list[BaseException] = []
@@ -176,6 +180,7 @@ def test_script_flush_during_load_is_invisible(client: Any, server: RedisServer)
     assert all(limiter.backend.counters["errors"] == 0 for limiter in limiters)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_error", ["allow", "deny", "raise"])
 def test_kill_and_restart_mid_load(server: RedisServer, client: Any, on_error: str) -> None:
     timeout, connect_timeout = 0.5, 0.25
@@ -256,6 +261,7 @@ def test_unreachable_server_raises_connection_error() -> None:
     assert backend.ping() is False
 
 
+@pytest.mark.slow
 def test_every_key_has_a_ttl_after_ten_thousand_keys(client: Any, server: RedisServer) -> None:
     now = [FAKE_NOW]
     backend = RedisBackend(redis.Redis(port=server.port), use_server_time=False)
@@ -283,6 +289,7 @@ def test_every_key_has_a_ttl_after_ten_thousand_keys(client: Any, server: RedisS
     assert max(ttls) <= (2 * 5 * 60 + 1) * 1000
 
 
+@pytest.mark.slow
 def test_keys_expire_once_fresh(client: Any, server: RedisServer) -> None:
     backend = RedisBackend(redis.Redis(port=server.port))  # server time: TTLs in real time
     for cls in ALL_LIMITERS:

@@ -76,6 +76,7 @@ def _count_admitted(limiters: list[Any], threads: int, attempts: int) -> list[in
 # ---- exactness --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eight_threads_admit_exactly_the_limit_for_every_algorithm(tmp_path: Path) -> None:
     with SQLiteBackend(tmp_path / "rl.db") as backend:
         limiters = [
@@ -84,6 +85,8 @@ def test_eight_threads_admit_exactly_the_limit_for_every_algorithm(tmp_path: Pat
         assert _count_admitted(limiters, threads=8, attempts=ATTEMPTS) == [LIMIT] * 7
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_four_processes_of_four_threads_admit_exactly_the_limit(tmp_path: Path) -> None:
     path = str(tmp_path / "rl.db")
     SQLiteBackend(path).close()  # create the file and its tables once
@@ -184,6 +187,8 @@ _WRITER = _CHILD_PRELUDE + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_sigkill_during_writes_never_corrupts_the_file(tmp_path: Path) -> None:
     path = str(tmp_path / "rl.db")
     rng = random.Random(7)
@@ -257,6 +262,7 @@ def test_read_only_file_or_directory_gives_backend_error(tmp_path: Path) -> None
         existing.chmod(0o644)
 
 
+@pytest.mark.subprocess
 def test_lock_held_past_busy_timeout_raises_quickly(tmp_path: Path) -> None:
     path = tmp_path / "rl.db"
     backend = SQLiteBackend(path, busy_timeout=0.2)
@@ -288,6 +294,7 @@ def test_lock_held_past_busy_timeout_raises_quickly(tmp_path: Path) -> None:
 # ---- bounded file -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_expired_rows_are_pruned_after_ten_thousand_keys(tmp_path: Path) -> None:
     clock = FakeClock(1_000.0)
     backend = SQLiteBackend(tmp_path / "rl.db")

@@ -30,10 +30,10 @@ def test_bad_cost_raises_and_changes_nothing(cls: type, cost: object, clock: Fak
 @pytest.mark.parametrize("key", BAD_KEYS, ids=lambda k: repr(k)[:20])
 def test_bad_key_raises(cls: type, key: object, clock: FakeClock) -> None:
     limiter = cls(MemoryBackend(), 3, 10.0, clock=clock)
-    with pytest.raises((ConfigurationError, UnicodeError), match="key|surrogate"):
-        limiter.is_allowed(key)
-    with pytest.raises((ConfigurationError, UnicodeError)):
-        limiter.peek(key)
+    for call in (limiter.is_allowed, limiter.peek, limiter.reset):
+        with pytest.raises(ConfigurationError, match="key") as info:
+            call(key)
+        assert not isinstance(info.value, UnicodeError)  # a lone surrogate names the key
 
 
 def test_key_limit_counts_the_prefix(clock: FakeClock) -> None:
@@ -108,7 +108,7 @@ def test_bad_clock_and_prefix_and_backend() -> None:
         MemoryBackend(max_keys=0)
 
 
-@pytest.mark.parametrize("value", [math.nan, math.inf, "soon", None])
+@pytest.mark.parametrize("value", [math.nan, math.inf, "soon", None, 10**400])
 def test_clock_returning_garbage_raises(value: object) -> None:
     limiter = ratelimiter.TokenBucketRateLimiter(MemoryBackend(), 1, 1.0, clock=lambda: value)
     with pytest.raises(ConfigurationError, match="clock"):

@@ -12,7 +12,7 @@ from .. import _core
 from ..backends.base import BaseBackend
 from ..backends.memory import MemoryBackend
 from ..config import ConfigProvider
-from ..exceptions import ConfigurationTypeError
+from ..exceptions import BackendError, ConfigurationTypeError
 
 __all__ = ["BaseAlgorithm", "RateLimitResult"]
 
@@ -197,8 +197,14 @@ class NativeRateLimiter(BaseAlgorithm):
     def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
         """Decide one request per key at one clock reading, in a single call into C++.
 
-        Every key is validated before any is decided.
+        Every key is validated before any is decided. A single ``str`` (or ``bytes``) is a
+        ``TypeError``, not a sequence of one-character keys.
         """
+        if isinstance(keys, (str, bytes, bytearray)):
+            raise ConfigurationTypeError(
+                f"keys must be an iterable of str, not a single {type(keys).__name__} "
+                "(use is_allowed for one key)"
+            )
         if not isinstance(keys, (list, tuple)):
             keys = list(keys)
         results: list[RateLimitResult] = self._impl.is_allowed_many(keys, cost)
@@ -234,7 +240,8 @@ class NativeRateLimiter(BaseAlgorithm):
         """``reset`` for asyncio code (see :meth:`is_allowed_async`)."""
         if getattr(self.backend, "is_async", False) is True:
             backend: Any = self.backend
-            await backend.reset(self.key_prefix + key, self._impl.algorithm)
+            # Validated like every other key (type, length, UTF-8) before it reaches Redis.
+            await backend.reset(self._impl._storage_key(key), self._impl.algorithm)
             return
         await self._off_loop(self.reset, key)
 
@@ -251,7 +258,14 @@ class NativeRateLimiter(BaseAlgorithm):
         name, full_key, args, limit, window, now, cost = self._impl._redis_call(
             key, cost, peek, backend.use_server_time, binary
         )
-        reply = await backend.run_script(name, backend.storage_key(full_key, name), args)
+        try:
+            reply = await backend.run_script(name, backend.storage_key(full_key, name), args)
+        except BackendError:
+            # The backend's on_error policy answers instead, as RedisStore::decide does.
+            if getattr(backend, "on_error", "raise") == "raise":
+                raise
+            fallback: RateLimitResult = backend.fallback_result(key, limit, window)
+            return fallback
         parts = [reply] if isinstance(reply, (bytes, str)) else list(reply)
         result: RateLimitResult = self._impl._redis_result(key, parts, limit, window, now, cost)
         return result

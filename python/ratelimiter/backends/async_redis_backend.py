@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import math
 import struct
-from collections.abc import Sequence
-from typing import Any, NamedTuple, Optional
+from collections.abc import Awaitable, Sequence
+from typing import Any, NamedTuple, Optional, TypeVar
 
 from .. import _core
 from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
 
 __all__ = ["AsyncRedisBackend", "ScriptDecision"]
+
+_ON_ERROR = ("raise", "allow", "deny")
+_T = TypeVar("_T")
 
 # Metadata fields each script returns, in Decision order (see cpp/lua/<name>.lua).
 _META_COUNT = {
@@ -45,17 +50,34 @@ class AsyncRedisBackend:
 
     Limiters built on it decide with ``await limiter.is_allowed_async(key)`` (or through
     :class:`~ratelimiter.AsyncRateLimiter`); their synchronous ``is_allowed`` raises.
+
+    Failures, as in :class:`RedisBackend`: ``timeout`` (seconds, default 0.5; ``None``: the
+    client's own socket timeouts only) bounds each call as a whole — retries and reconnects
+    of the client included — so a hung (stopped) or dead Redis costs a request at most
+    ``timeout``, never the client's minutes of retries. ``on_error`` decides what a decision
+    then returns: ``"raise"`` (``BackendError`` / ``BackendConnectionError``), ``"allow"``
+    (fail open) or ``"deny"`` (fail closed, ``retry_after`` 1 s); such results carry
+    ``metadata["on_error"]`` and are counted in :attr:`counters`.
     """
 
     #: Marks the backend as asyncio-only for limiters and AsyncRateLimiter.
     is_async = True
 
     def __init__(self, client: Any, key_prefix: str = "rl:", *,
+                 timeout: Optional[float] = 0.5, on_error: str = "raise",
                  use_server_time: bool = True) -> None:
         if client is None:
             raise ConfigurationError("AsyncRedisBackend needs a redis.asyncio.Redis client")
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
+        if on_error not in _ON_ERROR:
+            raise ConfigurationError(
+                f"on_error must be 'raise', 'allow' or 'deny', got {on_error!r}")
+        self.timeout = _check_timeout(timeout)
+        self.on_error = on_error
+        self._errors = 0
+        self._fallback_allowed = 0
+        self._fallback_denied = 0
         self.client = client
         self.key_prefix = key_prefix
         self.use_server_time = bool(use_server_time)
@@ -67,27 +89,69 @@ class AsyncRedisBackend:
         decodes = getattr(pool, "connection_kwargs", {}).get("decode_responses", False)
         self._reply_format = "t" if decodes else "b"
 
+    @property
+    def counters(self) -> dict[str, int]:
+        """``errors`` (failed attempts to decide), ``fallback_allowed``, ``fallback_denied``."""
+        return {
+            "errors": self._errors,
+            "fallback_allowed": self._fallback_allowed,
+            "fallback_denied": self._fallback_denied,
+        }
+
     def storage_key(self, key: str, algorithm: str) -> str:
         """The Redis key of ``algorithm``'s state for a limiter key (as RedisBackend's)."""
         return f"{self.key_prefix}{{{key}}}:{algorithm}"
+
+    async def _bounded(self, call: Awaitable[_T]) -> _T:
+        """Await ``call`` for at most ``timeout``; failures become BackendError (counted)."""
+        try:
+            if self.timeout is None:
+                return await call
+            return await asyncio.wait_for(call, self.timeout)
+        except asyncio.TimeoutError:
+            # wait_for cancelled the command; redis-py drops a connection cancelled
+            # mid-reply, so no late answer can be read by the next command.
+            self._errors += 1
+            raise BackendError(f"redis timed out after {self.timeout} s") from None
+        except Exception as exc:
+            self._errors += 1
+            raise _translate(exc) from exc
 
     async def run_script(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
         """One EVALSHA of ``algorithm``'s script on ``storage_key`` (EVAL on NOSCRIPT).
 
         ``args`` are ARGV as cpp/lua/_common.lua documents them; returns the raw reply.
+        Raises ``BackendError`` (whatever ``on_error``: the limiter applies the policy, see
+        :meth:`fallback_result`) after at most ``timeout`` seconds.
         """
         if algorithm not in self._sources:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
+        return await self._bounded(self._evalsha(algorithm, storage_key, args))
+
+    async def _evalsha(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
         try:
-            try:
-                reply = await self.client.evalsha(self._shas[algorithm], 1, storage_key, *args)
-            except Exception as exc:
-                if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
-                    raise
-                reply = await self.client.eval(self._sources[algorithm], 1, storage_key, *args)
+            return await self.client.evalsha(self._shas[algorithm], 1, storage_key, *args)
         except Exception as exc:
-            raise _translate(exc) from exc
-        return reply
+            if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
+                raise
+            return await self.client.eval(self._sources[algorithm], 1, storage_key, *args)
+
+    def fallback_result(self, key: str, limit: int, window: float) -> Any:
+        """The ``on_error`` answer for a decision Redis failed to make (counted).
+
+        ``"allow"`` admits with nothing known about the quota; ``"deny"`` rejects with a
+        short retry (the outage's length is unknown) — as RedisBackend's native store.
+        Not for ``on_error="raise"`` (the caller re-raises the error instead).
+        """
+        from ..algorithms.base import RateLimitResult  # lazy: algorithms import backends
+
+        if self.on_error == "allow":
+            self._fallback_allowed += 1
+            return RateLimitResult(True, key, limit, 0, 0.0, 0.0, {"on_error": "allow"},
+                                   window=window)
+        self._fallback_denied += 1
+        return RateLimitResult(False, key, limit, 0, 1.0, 1.0, {"on_error": "deny"},
+                               window=window)
 
     async def decide(
         self,
@@ -115,15 +179,23 @@ class AsyncRedisBackend:
         return parse_reply(algorithm, reply)
 
     async def reset(self, key: str, algorithm: str) -> None:
-        """Forget ``key``'s state for ``algorithm``."""
+        """Forget ``key``'s state for ``algorithm``.
+
+        A failure raises only under ``on_error="raise"`` (counted in ``errors`` either way),
+        as RedisBackend's reset.
+        """
         try:
-            await self.client.delete(self.storage_key(key, algorithm))
-        except Exception as exc:
-            raise _translate(exc) from exc
+            await self._bounded(self.client.delete(self.storage_key(key, algorithm)))
+        except BackendError:
+            if self.on_error == "raise":
+                raise
 
     async def ping(self) -> bool:
+        """Whether Redis answers PING within ``timeout``."""
         try:
-            return bool(await self.client.ping())
+            if self.timeout is None:
+                return bool(await self.client.ping())
+            return bool(await asyncio.wait_for(self.client.ping(), self.timeout))
         except Exception:
             return False
 
@@ -154,6 +226,18 @@ def parse_reply(algorithm: str, reply: Any) -> ScriptDecision:
         retry_after=values[4],
         meta=tuple(values[5:]),
     )
+
+
+def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ConfigurationError(
+            f"timeout must be a number of seconds or None, got {type(timeout).__name__}")
+    value = float(timeout)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"timeout must be finite and > 0, got {timeout!r}")
+    return value
 
 
 def _translate(exc: Exception) -> Exception:

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 from typing import Any, Optional
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .. import _core
 from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
@@ -297,7 +297,7 @@ def _params_from_url(url: str) -> Optional[dict[str, Any]]:
     """hiredis parameters of a redis:// or unix:// URL; None for schemes redis-py must handle."""
     if not isinstance(url, str):
         raise ConfigurationError(f"url must be a str, got {type(url).__name__}")
-    parts = urlsplit(url)
+    parts = _split_url(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     params: dict[str, Any] = {
         "username": unquote(parts.username or ""),
@@ -305,15 +305,15 @@ def _params_from_url(url: str) -> Optional[dict[str, Any]]:
     }
     db_text = query.get("db", "")
     if parts.scheme == "redis":
-        params["host"] = parts.hostname or "localhost"
-        params["port"] = parts.port or 6379
+        params["host"], params["port"] = _host_and_port(url, parts)
         path_db = parts.path.lstrip("/")
         db_text = path_db or db_text
     elif parts.scheme == "unix":
         if not parts.path:
             raise ConfigurationError(f"url {url!r} has no socket path")
         params["unix_socket"] = unquote(parts.path)
-    elif parts.scheme == "rediss":  # TLS: not on the native path
+    elif parts.scheme == "rediss":  # TLS: not on the native path (redis-py connects)
+        _host_and_port(url, parts)  # the same checks, so both schemes fail alike
         return None
     else:
         raise ConfigurationError(f"url must start with redis://, rediss:// or unix://, got {url!r}")
@@ -322,6 +322,44 @@ def _params_from_url(url: str) -> Optional[dict[str, Any]]:
     except ValueError:
         raise ConfigurationError(f"url {url!r} has an invalid db number") from None
     return params
+
+
+def _split_url(url: str) -> SplitResult:
+    """``urlsplit(url)``, with urllib's bare ``ValueError`` (e.g. a bad IPv6 literal) turned
+    into a ``ConfigurationError`` naming the url."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"url {url!r} is not a valid URL: {exc}") from None
+
+
+def _host_and_port(url: str, parts: SplitResult) -> tuple[str, int]:
+    """The host and port of a redis:// or rediss:// URL (port 6379 if omitted).
+
+    urllib reports a bad port as a bare ``ValueError`` ("Port out of range 0-65535") only
+    when ``.port`` is read, and an empty host would silently mean localhost: both are
+    configuration mistakes, so both raise ``ConfigurationError`` naming the url.
+    """
+    if not parts.hostname:
+        raise ConfigurationError(
+            f"url {url!r} has no host: write redis://host[:port][/db], e.g. redis://127.0.0.1:6379/0"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        text = parts.netloc.rpartition("@")[2]
+        text = text.rpartition("]")[2] if text.startswith("[") else text
+        port_text = text.partition(":")[2]
+        if not port_text:
+            return parts.hostname, 6379
+    if port is None or not 1 <= port <= 65535:
+        shown = port_text if port is None else str(port)
+        raise ConfigurationError(
+            f"url {url!r} has an invalid port {shown!r}: it must be an integer in 1-65535"
+        )
+    return parts.hostname, port
 
 
 def _milliseconds(ttl: float) -> int:

@@ -23,7 +23,9 @@ namespace ratelimiter {
 struct Adaptive {
     static constexpr AlgorithmId id = AlgorithmId::adaptive;
     static constexpr const char* name = "adaptive";
-    static constexpr std::size_t kStateSize = 8;
+    static constexpr std::size_t kStateSize = 10;
+    // {gk, gcurr, gprev, tokens, last, lk, lcurr, lprev}: the windows in effect.
+    static constexpr std::size_t kLegacyStateSize = 8;
 
     // Values of meta[0].
     static constexpr double kLayerSlidingWindow = 0.0;
@@ -54,10 +56,10 @@ struct Adaptive {
         double external_load = std::numeric_limits<double>::quiet_NaN();
     };
     struct State {
-        WindowPair guard;  // {gk, gcurr, gprev} over window
+        WindowPair guard;  // {gk, gcurr, gprev, gwindow} over window
         double tokens = 0.0;
         double last = 0.0;
-        WindowPair load;   // {lk, lcurr, lprev} over adaptive_window
+        WindowPair load;   // {lk, lcurr, lprev, lwindow} over adaptive_window
     };
 
     static Params make_params(const Spec& spec) {
@@ -99,8 +101,8 @@ struct Adaptive {
     // tokens = max_burst: the first refill clamps it to that step's effective_burst, so this
     // equals the spec's "new key starts with effective_burst tokens".
     static State fresh(double now, const Params& p) {
-        return State{WindowPair{aligned_window_index(now, p.window), 0.0, 0.0}, p.max_burst, now,
-                     WindowPair{aligned_window_index(now, p.adaptive_window), 0.0, 0.0}};
+        return State{WindowPair::fresh(now, p.window), p.max_burst, now,
+                     WindowPair::fresh(now, p.adaptive_window)};
     }
 
     static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
@@ -113,19 +115,36 @@ struct Adaptive {
     }
 
     static double fresh_at(const State& s, const Params& p) {
-        return std::max({(s.guard.k + 2.0) * p.window, (s.load.k + 2.0) * p.adaptive_window,
+        const double gw = s.guard.window == 0.0 ? p.window : s.guard.window;
+        const double lw = s.load.window == 0.0 ? p.adaptive_window : s.load.window;
+        return std::max({(s.guard.k + 2.0) * gw, (s.load.k + 2.0) * lw,
                          s.last + (p.max_burst - s.tokens) / p.rate});
     }
 
     static void encode(const State& s, std::vector<double>& out) {
         out.assign({s.guard.k, s.guard.curr, s.guard.prev, s.tokens, s.last, s.load.k,
-                    s.load.curr, s.load.prev});
+                    s.load.curr, s.load.prev, s.guard.window, s.load.window});
     }
+    // Any values are accepted here; `sanitize` handles what a step could not have written.
     static bool decode(const double* data, std::size_t n, State& s) {
-        if (n != kStateSize) return false;
-        s = State{WindowPair{data[0], data[1], data[2]}, data[3], data[4],
-                  WindowPair{data[5], data[6], data[7]}};
+        if (n != kStateSize && n != kLegacyStateSize) return false;
+        const bool legacy = n == kLegacyStateSize;
+        s = State{WindowPair{data[0], data[1], data[2], legacy ? 0.0 : data[8]}, data[3], data[4],
+                  WindowPair{data[5], data[6], data[7], legacy ? 0.0 : data[9]}};
         return true;
+    }
+
+    // The bucket as the token bucket (corrupt → full, a glitch re-bases `last` to now); each
+    // window pair as WindowPair::sanitize.
+    static void sanitize(State& s, double now, const Params& p) {
+        if (!plausible_count(s.tokens) || !std::isfinite(s.last)) {
+            s.tokens = p.max_burst;
+            s.last = now;
+        } else if (ahead_of_clock(s.last, now)) {
+            s.last = now;
+        }
+        s.guard.sanitize(now, p.window);
+        s.load.sanitize(now, p.adaptive_window);
     }
 
     // max(1, floor(limit·burst_multiplier·factor + EPS)).
@@ -144,20 +163,23 @@ private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {
         State next = s;
+        sanitize(next, now, p);
         const double need = static_cast<double>(cost);
+        const double gw = next.guard.window;  // grids the pairs were written on
+        const double lw = next.load.window;
 
         // 1-2. Load and the burst it allows.
-        next.load.roll(now, p.adaptive_window);
+        next.load.roll(now, lw);
         double load = p.external_load;
         if (std::isnan(load)) {
-            const double admitted = next.load.weighted(now, p.adaptive_window);
+            const double admitted = next.load.weighted(now, lw);
             load = (admitted / p.adaptive_window) / p.rate;
         }
         const double effective_burst = burst_for(p, factor_for(p, load));
 
         // 3. Guard.
-        next.guard.roll(now, p.window);
-        double sw_count = next.guard.weighted(now, p.window);
+        next.guard.roll(now, gw);
+        double sw_count = next.guard.weighted(now, gw);
 
         // 4. Bucket.
         const double elapsed = std::max(0.0, now - next.last);
@@ -173,12 +195,11 @@ private:
             d = insufficient_capacity(0, 0.0);
         } else if (need > effective_burst) {
             // Only a lower load can admit it: wait for the sensor to empty (burst = max_burst).
-            const double sensor_empty = (next.load.k + 2.0) * p.adaptive_window - now;
+            const double sensor_empty = (next.load.k + 2.0) * lw - now;
             d.retry_after = std::max(
-                {sensor_empty, next.guard.wait_for(need, p.max_burst, now, p.window),
-                 bucket_wait});
+                {sensor_empty, next.guard.wait_for(need, p.max_burst, now, gw), bucket_wait});
         } else if (sw_count + need > effective_burst + kEps) {
-            d.retry_after = std::max(next.guard.wait_for(need, effective_burst, now, p.window),
+            d.retry_after = std::max(next.guard.wait_for(need, effective_burst, now, gw),
                                      bucket_wait);
         } else if (next.tokens + kEps < need) {
             d.meta[0] = kLayerTokenBucket;
@@ -188,6 +209,8 @@ private:
             d.allowed = true;
             d.meta[0] = kLayerTokenBucket;
             if (consume) {
+                next.guard.migrate(now, p.window);
+                next.load.migrate(now, p.adaptive_window);
                 next.guard.curr += need;
                 sw_count += need;
                 next.tokens = std::max(0.0, next.tokens - need);
@@ -199,9 +222,9 @@ private:
         d.remaining = floor_count(std::min(next.tokens, effective_burst - sw_count));
         double guard_reset = now;  // the guard's counts are gone at this instant
         if (next.guard.curr > 0.0) {
-            guard_reset = (next.guard.k + 2.0) * p.window;
+            guard_reset = (next.guard.k + 2.0) * next.guard.window;
         } else if (next.guard.prev > 0.0) {
-            guard_reset = (next.guard.k + 1.0) * p.window;
+            guard_reset = (next.guard.k + 1.0) * next.guard.window;
         }
         d.reset_after = std::max(
             0.0, std::max(guard_reset, next.last + (effective_burst - next.tokens) / p.rate) - now);

@@ -39,13 +39,31 @@ inline void require_unit_interval(double value, const char* name) {
     }
 }
 
-// Whole windows since the epoch; stored as a double holding an integer.
-inline double window_index(double now, double window) { return std::floor(now / window); }
-
+// floor(value + EPS) as a count in [0, 2**52]: the range check comes before the cast, so a
+// NaN, negative or huge value (corrupt state) can never reach an out-of-range conversion.
 inline std::int64_t floor_count(double value) {
     const double floored = std::floor(value + kEps);
-    return floored <= 0.0 ? 0 : static_cast<std::int64_t>(floored);
+    if (!(floored > 0.0)) return 0;  // also NaN
+    if (floored >= static_cast<double>(kMaxCount)) return kMaxCount;
+    return static_cast<std::int64_t>(floored);
 }
+
+// How far ahead of `now` a stored timestamp may lie (clock skew between servers in
+// client-clock mode). A state further ahead was written by a clock that jumped forward and
+// was then corrected; it is re-based to `now` keeping its counts, so one bad reading can
+// neither lock a key until real time catches up nor grant a fresh quota.
+// See docs/ALGORITHMS.md ("Stored state: validation, clock glitches, parameter changes").
+inline constexpr double kClockTolerance = 60.0;
+
+inline bool ahead_of_clock(double t, double now) { return t > now + kClockTolerance; }
+
+// A stored count (units) a step could have written: finite, >= 0, <= 2**52.
+inline bool plausible_count(double v) {
+    return v >= 0.0 && v <= static_cast<double>(kMaxCount);  // false for NaN
+}
+
+// A stored window index: a finite integer.
+inline bool plausible_index(double k) { return std::isfinite(k) && k == std::floor(k); }
 
 inline Decision insufficient_capacity(std::int64_t remaining, double reset_after) {
     Decision d;

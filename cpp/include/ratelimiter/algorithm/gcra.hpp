@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -16,7 +17,8 @@ namespace ratelimiter {
 struct Gcra {
     static constexpr AlgorithmId id = AlgorithmId::gcra;
     static constexpr const char* name = "gcra";
-    static constexpr std::size_t kStateSize = 1;
+    static constexpr std::size_t kStateSize = 2;
+    static constexpr std::size_t kLegacyStateSize = 1;  // {tat}: read as a fresh key
 
     struct Spec {
         std::int64_t limit = 0;
@@ -29,8 +31,14 @@ struct Gcra {
         double interval = 0.0;  // T: seconds per unit
         double tau = 0.0;       // burst·T: how far ahead of now the TAT may run
     };
+    // GCRA in its continuous-state form (ITU-T I.371 gives it as equivalent to the virtual
+    // scheduling one): the TAT is kept as `level` units still in flight at `last`, i.e.
+    // tat = last + level·T. An absolute TAT accumulated `tat += T` at epoch magnitude
+    // (ulp(1.7e9) ≈ 2.4e-7 s) and lost units; a small unit count stays exact, and survives a
+    // change of T (the units carry over, and drain at the new rate).
     struct State {
-        double tat = 0.0;  // theoretical arrival time of the next unit
+        double level = 0.0;  // units admitted and not yet drained, as of `last`
+        double last = 0.0;   // time of the last update
     };
 
     static Params make_params(const Spec& spec) {
@@ -51,7 +59,7 @@ struct Gcra {
         return p;
     }
 
-    static State fresh(double now, const Params& /*p*/) { return State{now}; }
+    static State fresh(double now, const Params& /*p*/) { return State{0.0, now}; }
 
     static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
         return evaluate(s, now, cost, p, true);
@@ -62,36 +70,59 @@ struct Gcra {
         return evaluate(copy, now, 1, p, false);
     }
 
-    static double fresh_at(const State& s, const Params& /*p*/) { return s.tat; }
+    static double fresh_at(const State& s, const Params& p) {
+        return s.last + s.level * p.interval;
+    }
 
-    static void encode(const State& s, std::vector<double>& out) { out.assign({s.tat}); }
+    static void encode(const State& s, std::vector<double>& out) {
+        out.assign({s.level, s.last});
+    }
+    // Any values are accepted here; what a step could not have written is handled by
+    // `sanitize` (it needs now and the params). A legacy {tat} decodes as NaN: fresh.
     static bool decode(const double* data, std::size_t n, State& s) {
+        if (n == kLegacyStateSize) {
+            s = State{std::numeric_limits<double>::quiet_NaN(), 0.0};
+            return true;
+        }
         if (n != kStateSize) return false;
-        s = State{data[0]};
+        s = State{data[0], data[1]};
         return true;
+    }
+
+    // Non-finite or negative values: a fresh key. `last` beyond now + kClockTolerance: re-based
+    // to now. level above burst (burst was lowered): clamped, so the wait stays within tau.
+    static void sanitize(State& s, double now, const Params& p) {
+        if (!plausible_count(s.level) || !std::isfinite(s.last)) {
+            s = fresh(now, p);
+            return;
+        }
+        if (ahead_of_clock(s.last, now)) s.last = now;
+        s.level = std::min(s.level, p.burst);
     }
 
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {
-        const double base = std::max(s.tat, now);
+        State next = s;
+        sanitize(next, now, p);
+        const double elapsed = std::max(0.0, now - next.last);
+        next.level = std::max(0.0, next.level - elapsed / p.interval);
+        next.last = std::max(next.last, now);
         const double need = static_cast<double>(cost);
-        const double new_tat = base + need * p.interval;
-        double tat_after = base;
 
         Decision d;
         if (need > p.burst) {
             d = insufficient_capacity(0, 0.0);
-        } else if (new_tat - now <= p.tau + kEps) {
+        } else if (next.level + need <= p.burst + kEps) {
             d.allowed = true;
-            if (consume) tat_after = new_tat;
+            if (consume) next.level += need;
         } else {
-            d.retry_after = new_tat - now - p.tau;
+            d.retry_after = (next.level + need - p.burst) * p.interval;
         }
-        d.remaining = floor_count((p.tau - (tat_after - now)) / p.interval);
-        d.reset_after = std::max(0.0, tat_after - now);
-        d.meta[0] = tat_after;
-        if (d.allowed && consume) s.tat = tat_after;
+        d.remaining = floor_count(p.burst - next.level);
+        d.reset_after = next.level * p.interval;
+        d.meta[0] = next.last + next.level * p.interval;  // the TAT
+        if (d.allowed && consume) s = next;
         return d;
     }
 };

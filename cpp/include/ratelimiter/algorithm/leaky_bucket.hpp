@@ -70,11 +70,25 @@ struct LeakyBucket {
         return true;
     }
 
+    // What a step could not have written (non-finite, negative level): a fresh key. `last`
+    // beyond now + kClockTolerance (a clock glitch): re-based to now, level kept. A level
+    // above a lowered capacity is clamped to it, so the wait stays within one window.
+    static void sanitize(State& s, double now, const Params& p) {
+        if (!plausible_count(s.level) || !std::isfinite(s.last)) {
+            s = fresh(now, p);
+            return;
+        }
+        if (ahead_of_clock(s.last, now)) s.last = now;
+        s.level = std::min(s.level, p.capacity);
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {
-        const double elapsed = std::max(0.0, now - s.last);
-        State next{std::max(0.0, s.level - elapsed * p.rate), std::max(s.last, now)};
+        State stored = s;
+        sanitize(stored, now, p);
+        const double elapsed = std::max(0.0, now - stored.last);
+        State next{std::max(0.0, stored.level - elapsed * p.rate), std::max(stored.last, now)};
         const double need = static_cast<double>(cost);
 
         Decision d;

@@ -16,7 +16,8 @@ namespace ratelimiter {
 struct SlidingWindowCounter {
     static constexpr AlgorithmId id = AlgorithmId::sliding_window_counter;
     static constexpr const char* name = "sliding_window_counter";
-    static constexpr std::size_t kStateSize = 3;
+    static constexpr std::size_t kStateSize = 4;
+    static constexpr std::size_t kLegacyStateSize = 3;  // {k, curr, prev}: the window in effect
 
     struct Spec {
         std::int64_t limit = 0;
@@ -26,7 +27,7 @@ struct SlidingWindowCounter {
         std::int64_t limit = 0;
         double window = 0.0;
     };
-    using State = WindowPair;  // {k, curr, prev}
+    using State = WindowPair;  // {k, curr, prev, window}
 
     static Params make_params(const Spec& spec) {
         require_positive_count(spec.limit, "limit");
@@ -34,9 +35,7 @@ struct SlidingWindowCounter {
         return Params{spec.limit, spec.window};
     }
 
-    static State fresh(double now, const Params& p) {
-        return State{aligned_window_index(now, p.window), 0.0, 0.0};
-    }
+    static State fresh(double now, const Params& p) { return State::fresh(now, p.window); }
 
     static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
         return evaluate(s, now, cost, p, true);
@@ -47,14 +46,22 @@ struct SlidingWindowCounter {
         return evaluate(copy, now, 1, p, false);
     }
 
-    static double fresh_at(const State& s, const Params& p) { return (s.k + 2.0) * p.window; }
+    static double fresh_at(const State& s, const Params& p) {
+        return (s.k + 2.0) * (s.window == 0.0 ? p.window : s.window);
+    }
 
     static void encode(const State& s, std::vector<double>& out) {
-        out.assign({s.k, s.curr, s.prev});
+        out.assign({s.k, s.curr, s.prev, s.window});
     }
+    // Any values are accepted here; WindowPair::sanitize handles what a step could not have
+    // written (it needs now and the params).
     static bool decode(const double* data, std::size_t n, State& s) {
+        if (n == kLegacyStateSize) {
+            s = State{data[0], data[1], data[2], 0.0};
+            return true;
+        }
         if (n != kStateSize) return false;
-        s = State{data[0], data[1], data[2]};
+        s = State{data[0], data[1], data[2], data[3]};
         return true;
     }
 
@@ -62,8 +69,10 @@ private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {
         State next = s;
-        next.roll(now, p.window);
-        const double weight_prev = next.weight_prev(now, p.window);
+        next.sanitize(now, p.window);
+        const double w = next.window;  // the grid the pair was written on (usually p.window)
+        next.roll(now, w);
+        const double weight_prev = next.weight_prev(now, w);
         double effective = next.prev * weight_prev + next.curr;
         const double limit = static_cast<double>(p.limit);
         const double need = static_cast<double>(cost);
@@ -74,17 +83,18 @@ private:
         } else if (effective + need <= limit + kEps) {
             d.allowed = true;
             if (consume) {
+                next.migrate(now, p.window);
                 next.curr += need;
                 effective += need;
             }
         } else {
-            d.retry_after = next.wait_for(need, limit, now, p.window);
+            d.retry_after = next.wait_for(need, limit, now, w);
         }
         d.remaining = floor_count(limit - effective);
         if (next.curr > 0.0) {
-            d.reset_after = (next.k + 2.0) * p.window - now;
+            d.reset_after = (next.k + 2.0) * next.window - now;
         } else if (next.prev > 0.0) {
-            d.reset_after = (next.k + 1.0) * p.window - now;
+            d.reset_after = (next.k + 1.0) * next.window - now;
         } else {
             d.reset_after = 0.0;
         }

@@ -9,7 +9,9 @@
 //   step(State&, now, cost, Params)  decides and consumes; a rejection leaves State unchanged
 //   peek(State, now, Params)         decides a cost-1 request without consuming
 //   fresh_at(State, Params)          instant from which State equals a fresh one (expiry)
-//   encode/decode                    flat doubles, for SQLite rows and custom backends
+//   encode/decode                    flat doubles, for SQLite rows and custom backends;
+//                                    decode checks the shape, the step's `sanitize` the
+//                                    values (docs/ALGORITHMS.md, "Stored state")
 #pragma once
 
 #include <algorithm>
@@ -81,11 +83,25 @@ struct TokenBucket {
         return true;
     }
 
+    // What a step could not have written (non-finite, negative tokens): a fresh key. `last`
+    // beyond now + kClockTolerance (a clock glitch): re-based to now, tokens kept. Tokens
+    // above a lowered capacity are clamped by the refill's min.
+    static void sanitize(State& s, double now, const Params& p) {
+        if (!plausible_count(s.tokens) || !std::isfinite(s.last)) {
+            s = fresh(now, p);
+        } else if (ahead_of_clock(s.last, now)) {
+            s.last = now;
+        }
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {
-        const double elapsed = std::max(0.0, now - s.last);
-        State next{std::min(p.capacity, s.tokens + elapsed * p.rate), std::max(s.last, now)};
+        State stored = s;
+        sanitize(stored, now, p);
+        const double elapsed = std::max(0.0, now - stored.last);
+        State next{std::min(p.capacity, stored.tokens + elapsed * p.rate),
+                   std::max(stored.last, now)};
         const double need = static_cast<double>(cost);
 
         Decision d;

@@ -24,13 +24,43 @@ inline double aligned_window_index(double now, double window) {
 
 // Two adjacent window counters (the sliding window counter's state, also used twice by the
 // adaptive limiter). Rolls forward to the window of `now`; never backwards.
+// The pair carries the window its k was computed with and is always evaluated on that grid,
+// so a changed window never misreads it; it moves to the new grid when next admitted
+// (`migrate`). docs/ALGORITHMS.md, "Stored state: validation, clock glitches, ...".
 struct WindowPair {
     double k = 0.0;
     double curr = 0.0;
     double prev = 0.0;
+    double window = 0.0;  // the window k was computed with (0: legacy, the current one)
 
-    void roll(double now, double window) {
-        const double k_now = aligned_window_index(now, window);
+    static WindowPair fresh(double now, double window) {
+        return WindowPair{aligned_window_index(now, window), 0.0, 0.0, window};
+    }
+    // A stored pair made usable at `now` with `window` in effect: corrupt (non-finite,
+    // negative, non-integer k) → fresh; legacy → the current window; written by a clock
+    // glitch (start beyond now + kClockTolerance) → its counts, in the window of now.
+    void sanitize(double now, double current_window) {
+        if (!plausible_index(k) || !plausible_count(curr) || !plausible_count(prev) ||
+            !std::isfinite(window) || window < 0.0) {
+            *this = fresh(now, current_window);
+            return;
+        }
+        if (window == 0.0) window = current_window;
+        if (ahead_of_clock(k * window, now)) {
+            k = aligned_window_index(now, current_window);
+            window = current_window;
+        }
+    }
+    // Before an admission under `current_window`: a pair on another grid becomes a pair on
+    // this one whose current window holds everything it still counted (`weighted` at now).
+    void migrate(double now, double current_window) {
+        if (window == current_window) return;
+        *this = WindowPair{aligned_window_index(now, current_window), weighted(now, window), 0.0,
+                           current_window};
+    }
+
+    void roll(double now, double w) {
+        const double k_now = aligned_window_index(now, w);
         if (k_now == k + 1.0) {
             prev = curr;
             curr = 0.0;
@@ -42,23 +72,23 @@ struct WindowPair {
     }
     // Weight of the previous window at `now`, in [0, 1]; a clock behind the window start
     // counts as the window start (elapsed 0).
-    double weight_prev(double now, double window) const {
-        const double elapsed = std::max(0.0, now - k * window);
-        return std::max(0.0, 1.0 - elapsed / window);
+    double weight_prev(double now, double w) const {
+        const double elapsed = std::max(0.0, now - k * w);
+        return std::max(0.0, 1.0 - elapsed / w);
     }
-    double weighted(double now, double window) const {
-        return prev * weight_prev(now, window) + curr;
+    double weighted(double now, double w) const {
+        return prev * weight_prev(now, w) + curr;
     }
     // Seconds from `now` until weighted() + cost <= limit (curr/prev as they are now, nothing
     // else admitted); 0 if it already fits. Requires cost <= limit.
-    double wait_for(double cost, double limit, double now, double window) const {
-        if (weighted(now, window) + cost <= limit + kEps) return 0.0;
+    double wait_for(double cost, double limit, double now, double w) const {
+        if (weighted(now, w) + cost <= limit + kEps) return 0.0;
         // Not fitting implies prev > 0 in the first branch and curr > 0 in the second.
         double t;
         if (curr + cost <= limit) {
-            t = k * window + window * (1.0 - (limit - cost - curr) / prev);
+            t = k * w + w * (1.0 - (limit - cost - curr) / prev);
         } else {
-            t = (k + 1.0) * window + window * (1.0 - (limit - cost) / curr);
+            t = (k + 1.0) * w + w * (1.0 - (limit - cost) / curr);
         }
         return std::max(0.0, t - now);
     }

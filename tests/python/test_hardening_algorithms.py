@@ -1,0 +1,285 @@
+"""Issue 7, algorithm side: runtime parameter changes, corrupt state, GCRA at epoch-scale
+times and forward clock glitches, on every store (memory, a SQLite file, a real Redis).
+
+Every test drives a frozen FakeClock: exact admitted counts, no sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import struct
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+from conftest import ALL_LIMITERS, DictBackend, FakeClock, make_exact
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis_server import RedisServer
+
+import ratelimiter
+from ratelimiter import BackendError, DynamicConfig
+from ratelimiter.backends import MemoryBackend, RedisBackend, SQLiteBackend
+
+YEAR = 365 * 86_400.0
+STORES = ["memory", "sqlite", "redis"]
+# The sliding-window log stores timestamps, never a window index or a rate: nothing to carry.
+CARRYING = [c for c in ALL_LIMITERS if c is not ratelimiter.SlidingWindowRateLimiter]
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_backend(redis_server: RedisServer, tmp_path: Any) -> Iterator[Callable[[str], Any]]:
+    made: list[Any] = []
+
+    def make(store: str) -> Any:
+        if store == "memory":
+            backend: Any = MemoryBackend()
+        elif store == "sqlite":
+            backend = SQLiteBackend(str(tmp_path / f"rl-{len(made)}.db"))
+        else:
+            client = redis_server.client()
+            client.flushall()
+            backend = RedisBackend(client, use_server_time=False)
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        close = getattr(backend, "close", None)
+        if close:
+            close()
+
+
+def _admitted(limiter: Any, n: int) -> int:
+    return sum(limiter.is_allowed("k").allowed for _ in range(n))
+
+
+# ---- defect 1: a window / limit change at runtime -----------------------------------------
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
+def test_raising_the_window_neither_locks_out_nor_grants_a_fresh_quota(
+        store: str, cls: Any, make_backend: Callable[[str], Any]) -> None:
+    clock = FakeClock(1_000.5)
+    cfg = DynamicConfig(limit=5, window=1)
+    limiter = make_exact(cls, make_backend(store), 5, 1, config_provider=cfg, clock=clock)
+    assert _admitted(limiter, 8) == 5
+    cfg.update(window=60)
+    # The units just admitted still count: no fresh quota by accident...
+    first = limiter.is_allowed("k")
+    assert not first.allowed
+    # ...and the wait is bounded by the new window, not ~1e11 s.
+    assert 0 < first.retry_after <= 60.0 + 1e-6
+    clock.advance(3_600)
+    result = limiter.is_allowed("k")
+    assert result.allowed
+    assert 0 <= result.remaining <= 5
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
+def test_lowering_the_window_takes_effect_within_the_new_window(
+        store: str, cls: Any, make_backend: Callable[[str], Any]) -> None:
+    clock = FakeClock(1_000.5)
+    cfg = DynamicConfig(limit=5, window=60)
+    limiter = make_exact(cls, make_backend(store), 5, 60, config_provider=cfg, clock=clock)
+    assert _admitted(limiter, 8) == 5
+    cfg.update(window=1, limit=2)
+    clock.advance(601)  # past two old adaptive windows (5·60 s): nothing may hold the old count
+    assert _admitted(limiter, 5) == 2
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_gcra_rate_change_carries_the_units_in_flight(
+        store: str, make_backend: Callable[[str], Any]) -> None:
+    clock = FakeClock(1_000.0)
+    cfg = DynamicConfig(limit=10, window=10)  # T = 1 s
+    limiter = ratelimiter.GCRARateLimiter(make_backend(store), 10, 10, config_provider=cfg,
+                                          clock=clock)
+    assert _admitted(limiter, 4) == 4  # 4 units in flight
+    cfg.update(window=100)  # T = 10 s: the 4 units now drain at 0.1 unit/s
+    assert _admitted(limiter, 10) == 6
+    clock.advance(10)  # one unit drained at the new rate
+    assert _admitted(limiter, 3) == 1
+
+
+# ---- defect 4: corrupt state never over-admits ----------------------------------------------
+
+def _tamper_sqlite(path: str, values: list[float]) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE rl_state SET state = ?", (struct.pack(f"<{len(values)}d", *values),))
+
+
+def _tamper_redis(client: Any, values: list[float]) -> None:
+    for key in client.keys("*"):
+        if client.type(key) == b"string":
+            client.set(key, struct.pack(f"<{len(values)}d", *values))
+
+
+STATE_SIZES = {
+    ratelimiter.FixedWindowRateLimiter: 3, ratelimiter.SlidingWindowCounterRateLimiter: 4,
+    ratelimiter.TokenBucketRateLimiter: 2, ratelimiter.LeakyBucketRateLimiter: 2,
+    ratelimiter.AdaptiveRateLimiter: 10, ratelimiter.GCRARateLimiter: 2,
+}
+POISON = [[math.nan] * 10, [1e300, -1e300] * 5, [-1e300, 1e300] * 5, [math.inf] * 10,
+          [-5.0] * 10, [1e18] * 10]
+
+
+@pytest.mark.parametrize("store", ["dict", "sqlite", "redis"])
+@pytest.mark.parametrize("cls", CARRYING, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("poison", POISON, ids=lambda p: repr(p[:2]))
+def test_tampered_state_never_over_admits(store: str, cls: Any, poison: list[float],
+                                          redis_server: RedisServer, tmp_path: Any) -> None:
+    clock = FakeClock(1_000.0)
+    values = poison[:STATE_SIZES[cls]]
+    if store == "dict":
+        backend: Any = DictBackend()
+    elif store == "sqlite":
+        backend = SQLiteBackend(str(tmp_path / "rl.db"))
+    else:
+        client = redis_server.client()
+        client.flushall()
+        backend = RedisBackend(client, use_server_time=False)
+    limiter = make_exact(cls, backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    if store == "dict":
+        for key in backend.data:
+            backend.data[key] = list(values)
+    elif store == "sqlite":
+        _tamper_sqlite(str(tmp_path / "rl.db"), values)
+    else:
+        _tamper_redis(client, values)
+    results = [limiter.is_allowed("k") for _ in range(50)]
+    assert sum(r.allowed for r in results) <= 5
+    assert all(0 <= r.remaining <= 5 for r in results)
+    peeked = limiter.peek("k")
+    assert 0 <= peeked.remaining <= 5
+
+
+doubles = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 1.0, 5.0, 1e300, -1e300, 2.0**53, 1_000.0, 1_000.0 + YEAR, 1e-300])
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cls=st.sampled_from(CARRYING), data=st.data(),
+       advances=st.lists(st.sampled_from([0.0, 0.0, 0.5, 7.0, 61.0]), min_size=1,
+                         max_size=12))
+def test_decoders_accept_arbitrary_doubles_without_over_admitting(
+        cls: Any, data: Any, advances: list[float]) -> None:
+    clock = FakeClock(1_000.0)
+    backend = DictBackend()
+    limiter = make_exact(cls, backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    (key,) = backend.data
+    backend.data[key] = data.draw(st.lists(doubles, min_size=STATE_SIZES[cls],
+                                           max_size=STATE_SIZES[cls]))
+    admitted = 0
+    for advance in advances:
+        clock.advance(advance)
+        result = limiter.is_allowed("k")
+        admitted += result.allowed
+        assert 0 <= result.remaining <= 5
+        assert result.retry_after >= 0
+    # At most one fresh quota, plus what the elapsed time refills (<= 5 per 60 s, and the
+    # adaptive bucket up to burst), plus whatever partial state the poison left: bounded.
+    elapsed = sum(advances)
+    assert admitted <= 5 + 5 * math.ceil(elapsed / 60.0) + 5
+
+
+def test_nan_state_from_a_custom_backend_is_a_fresh_key() -> None:
+    for cls in CARRYING:
+        backend = DictBackend()
+        limiter = make_exact(cls, backend, 5, 60, clock=FakeClock(1_000.0))
+        assert limiter.is_allowed("k").allowed
+        for key in backend.data:
+            backend.data[key] = [math.nan] * STATE_SIZES[cls]
+        assert _admitted(limiter, 20) == 5, cls.__name__
+
+
+def test_corrupt_sliding_log_is_an_error_not_an_admission() -> None:
+    backend = DictBackend()
+    limiter = ratelimiter.SlidingWindowRateLimiter(backend, 5, 60, clock=FakeClock(1_000.0))
+    assert limiter.is_allowed("k").allowed
+    for key in backend.data:
+        backend.data[key] = [math.nan, math.nan]
+    with pytest.raises(BackendError):
+        limiter.is_allowed("k")
+
+
+# ---- defect 7: GCRA admits exactly what a token bucket admits --------------------------------
+
+def _pairs(n: int, seed: int) -> list[tuple[int, float]]:
+    rng = random.Random(seed)
+    windows = [0.1, 0.3, 1.0, 1.7, 3.0, 7.0, 10.0, 13.0, 60.0, 61.3, 3_600.0, 86_400.0]
+    return [(rng.randint(1, 200), rng.choice(windows) * rng.choice([1, 1, 1.1, 0.37]))
+            for _ in range(n)]
+
+
+def test_gcra_equals_token_bucket_at_epoch_scale_times_memory() -> None:
+    backend = MemoryBackend()
+    clock = FakeClock(1.7e9)
+    for i, (limit, window) in enumerate(_pairs(2_000, seed=7)):
+        gcra = ratelimiter.GCRARateLimiter(backend, limit, window, clock=clock)
+        bucket = ratelimiter.TokenBucketRateLimiter(backend, limit, window, clock=clock)
+        key = f"k{i}"
+        got = sum(gcra.is_allowed(key).allowed for _ in range(limit + 2))
+        want = sum(bucket.is_allowed(key).allowed for _ in range(limit + 2))
+        assert got == want == limit, (limit, window)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_gcra_equals_token_bucket_at_epoch_scale_times(
+        store: str, make_backend: Callable[[str], Any]) -> None:
+    backend = make_backend(store)
+    clock = FakeClock(1.7e9)
+    for i, (limit, window) in enumerate(_pairs(60, seed=11)):
+        gcra = ratelimiter.GCRARateLimiter(backend, limit, window, clock=clock)
+        assert sum(gcra.is_allowed(f"k{i}").allowed for _ in range(limit + 2)) == limit
+
+
+def test_gcra_batch_on_the_real_clock_admits_exactly_limit() -> None:
+    backend = MemoryBackend()
+    for limit in range(1, 201):
+        gcra = ratelimiter.GCRARateLimiter(backend, limit, 1.0)
+        results = gcra.is_allowed_many([f"k{limit}"] * limit)
+        assert sum(r.allowed for r in results) == limit
+
+
+# ---- forward clock glitch --------------------------------------------------------------------
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("cls", CARRYING, ids=lambda c: c.__name__)
+def test_a_corrected_forward_clock_glitch_neither_locks_nor_refills(
+        store: str, cls: Any, make_backend: Callable[[str], Any]) -> None:
+    clock = FakeClock(1_000.0)
+    limiter = make_exact(cls, make_backend(store), 5, 60, clock=clock)
+    clock.now = 1_000.0 + YEAR  # one request from a clock a year ahead
+    assert limiter.is_allowed("k").allowed
+    clock.now = 1_001.0  # corrected
+    # The glitched unit still counts (no fresh quota) and the key is usable now.
+    assert _admitted(limiter, 10) == 4
+    clock.advance(130)
+    assert _admitted(limiter, 10) == 5
+
+
+def test_glitch_tolerance_is_sixty_seconds_of_skew() -> None:
+    """Within the tolerance the state is trusted as written (skewed servers agree)."""
+    clock = FakeClock(1_000.0)
+    limiter = ratelimiter.GCRARateLimiter(MemoryBackend(), 2, 2.0, clock=clock)
+    clock.now = 1_030.0
+    assert _admitted(limiter, 2) == 2
+    clock.now = 1_000.0  # 30 s behind: still the newer time, elapsed counts as 0
+    result = limiter.is_allowed("k")
+    assert not result.allowed
+    assert result.retry_after == pytest.approx(1.0)
+
+
