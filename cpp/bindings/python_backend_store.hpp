@@ -44,8 +44,12 @@ public:
             }
         }
         if (op == Operation::peek) return Algo::peek(state, now, params);
+        // A sliding log's clock-glitch re-base is kept even when the step rejects (else a
+        // full key would stay locked until real time catches up): write it back then too.
+        bool rebased = false;
+        if constexpr (Algo::id == AlgorithmId::sliding_window) rebased = Algo::rebase(state, now);
         Decision d = Algo::step(state, now, cost, params);
-        if (d.allowed) {
+        if (d.allowed || rebased) {
             std::vector<double> encoded;
             Algo::encode(state, encoded);
             // Clamped before the integer conversion (a NaN or out-of-range double cast to an
