@@ -333,8 +333,9 @@ def test_sliding_log_glitch_tolerance_is_sixty_seconds(
     clock.now = 1_061.0
     assert limiter.is_allowed("glitched").allowed
     clock.now = 1_000.0
-    assert limiter.is_allowed("skewed").retry_after == pytest.approx(70.0)  # leaves at 1070, as written
-    assert limiter.is_allowed("glitched").retry_after == pytest.approx(10.0)  # moved to 1000
+    # The skewed entry leaves at 1070 as written; the glitched one was moved to 1000.
+    assert limiter.is_allowed("skewed").retry_after == pytest.approx(70.0)
+    assert limiter.is_allowed("glitched").retry_after == pytest.approx(10.0)
 
 
 def test_glitch_tolerance_is_sixty_seconds_of_skew() -> None:
