@@ -11,5 +11,6 @@ PYBIND11_MODULE(_core, m) {
     ratelimiter::binding::register_sqlite_store(m);
     ratelimiter::binding::register_redis_store(m);
     ratelimiter::binding::register_limiters(m);
+    ratelimiter::binding::register_multi(m);
     ratelimiter::binding::register_noop(m);
 }

@@ -16,6 +16,8 @@
 #include "convert.hpp"
 #include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/error.hpp"
+#include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter::binding {
@@ -30,36 +32,49 @@ public:
                    const typename Algo::Params& params, Operation op) {
         const std::string storage_key = storage_key_for<Algo>(key);
         Lock lock(mutex_);
-        py::object stored = backend_.attr("get")(storage_key);
-        typename Algo::State state = Algo::fresh(now, params);
-        if (!stored.is_none()) {
-            std::vector<double> values;
-            try {
-                values = stored.cast<std::vector<double>>();
-            } catch (const py::cast_error&) {
-                throw BackendError("corrupt rate-limit state at " + storage_key);
-            }
-            if (!Algo::decode(values.data(), values.size(), state)) {
-                throw BackendError("corrupt rate-limit state at " + storage_key);
-            }
-        }
-        if (op == Operation::peek) return Algo::peek(state, now, params);
-        // A sliding log's clock-glitch re-base is kept even when the step rejects (else a
-        // full key would stay locked until real time catches up): write it back then too.
-        bool rebased = false;
-        if constexpr (Algo::id == AlgorithmId::sliding_window) rebased = Algo::rebase(state, now);
-        Decision d = Algo::step(state, now, cost, params);
-        if (d.allowed || rebased) {
-            std::vector<double> encoded;
-            Algo::encode(state, encoded);
-            // Clamped before the integer conversion (a NaN or out-of-range double cast to an
-            // integer is undefined); an unknowable TTL keeps the state rather than dropping it.
-            const double ttl = std::ceil(Algo::fresh_at(state, params) - now);
-            const double bounded = std::isnan(ttl) ? 1e15 : std::clamp(ttl, 1.0, 1e15);
-            py::list value = py::cast(encoded);
-            backend_.attr("set")(storage_key, value, static_cast<long long>(bounded));
-        }
+        std::vector<double> values;
+        const bool present = read(storage_key, values);
+        EncodedWrite out;
+        const Decision d = apply_encoded_step<Algo>(
+            present, values.data(), values.size(), now, cost, params, op, out,
+            [&] { throw_corrupt(storage_key); });
+        if (out.write) write(storage_key, out.encoded, out.fresh_at - now);
         return d;
+    }
+
+    // Several limits of one key (MultiRateLimiter): read all, decide all or nothing, write
+    // back, under the one lock of this backend object.
+    template <class Algo>
+    bool apply_multi(const std::vector<std::string>& keys, const typename Algo::Params* params,
+                     const std::int64_t* costs, double now, MultiOp op, Decision* out) {
+        std::vector<std::string> storage_keys;
+        for (const std::string& key : keys) storage_keys.push_back(storage_key_for<Algo>(key));
+        Lock lock(mutex_);
+        std::vector<typename Algo::State> states(keys.size());
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            std::vector<double> values;
+            const bool present = read(storage_keys[i], values);
+            states[i] = load_state<Algo>(present, values.data(),
+                                         values.size(), now, params[i],
+                                         [&] { throw_corrupt(storage_keys[i]); });
+        }
+        std::vector<EncodedWrite> writes(keys.size());
+        const bool allowed = ratelimiter::apply_multi<Algo>(
+            states.data(), params, costs, keys.size(), now, op, out,
+            [&](std::size_t i, const typename Algo::State& state, double fresh_at) {
+                Algo::encode(state, writes[i].encoded);
+                writes[i].fresh_at = fresh_at;
+                writes[i].write = true;
+            });
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (writes[i].write) write(storage_keys[i], writes[i].encoded, writes[i].fresh_at - now);
+        }
+        return allowed;
+    }
+
+    template <class Algo>
+    void erase_multi(const std::vector<std::string>& keys) {
+        for (const std::string& key : keys) erase<Algo>(key);
     }
 
     template <class Algo>
@@ -73,6 +88,31 @@ public:
     const py::object& backend() const { return backend_; }
 
 private:
+    // Reads the stored doubles at `key` into `values`; false when absent (the GIL is held).
+    bool read(const std::string& key, std::vector<double>& values) {
+        py::object stored = backend_.attr("get")(key);
+        if (stored.is_none()) return false;
+        try {
+            values = stored.cast<std::vector<double>>();
+        } catch (const py::cast_error&) {
+            throw_corrupt(key);
+        }
+        return true;
+    }
+
+    void write(const std::string& key, const std::vector<double>& encoded, double ttl) {
+        // Clamped before the integer conversion (a NaN or out-of-range double cast to an
+        // integer is undefined); an unknowable TTL keeps the state rather than dropping it.
+        const double whole = std::ceil(ttl);
+        const double bounded = std::isnan(whole) ? 1e15 : std::clamp(whole, 1.0, 1e15);
+        py::list value = py::cast(encoded);
+        backend_.attr("set")(key, value, static_cast<long long>(bounded));
+    }
+
+    [[noreturn]] static void throw_corrupt(const std::string& key) {
+        throw BackendError("corrupt rate-limit state at " + key);
+    }
+
     template <class Algo>
     static std::string storage_key_for(std::string_view key) {
         std::string out(Algo::name);

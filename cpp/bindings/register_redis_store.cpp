@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "modules.hpp"
+#include "ratelimiter/lua_multi_scripts.hpp"
 #include "ratelimiter/lua_scripts.hpp"
 #include "store_ref.hpp"
 
@@ -95,6 +96,24 @@ public:
             py::list py_args;
             for (const auto& a : args) py_args.append(py::str(a));
             const py::object reply = ops_.attr("eval")(script.name, key, py_args);
+            std::vector<std::string> out;
+            for (py::handle e : py::reinterpret_borrow<py::sequence>(reply)) {
+                out.push_back(e.cast<std::string>());
+            }
+            return out;
+        });
+    }
+
+    std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args) override {
+        const lua::Script& script = lua::kMultiScripts[static_cast<std::size_t>(algorithm)];
+        py::gil_scoped_acquire gil;
+        return guarded([&] {
+            py::list py_keys;
+            for (const auto& k : keys) py_keys.append(py::str(k));
+            py::list py_args;
+            for (const auto& a : args) py_args.append(py::str(a));
+            const py::object reply = ops_.attr("eval_multi")(script.name, py_keys, py_args);
             std::vector<std::string> out;
             for (py::handle e : py::reinterpret_borrow<py::sequence>(reply)) {
                 out.push_back(e.cast<std::string>());
@@ -247,6 +266,15 @@ void register_redis_store(py::module_& m) {
         },
         "The Redis Lua script of every algorithm: {name: source}. RedisStore runs these; "
         "AsyncRedisBackend runs the same sources.");
+    m.def(
+        "lua_multi_scripts",
+        [] {
+            py::dict out;
+            for (const auto& script : lua::kMultiScripts) out[script.name] = py::str(script.source);
+            return out;
+        },
+        "The multi-limit Redis Lua script of every algorithm MultiRateLimiter runs: "
+        "{name: source}.");
 }
 
 }  // namespace ratelimiter::binding

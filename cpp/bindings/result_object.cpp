@@ -216,7 +216,12 @@ void register_result_type(PyObject* module) {
 
 PyObject* make_result(PyObject* key, std::int64_t limit, double window, const Decision& decision,
                       AlgorithmId algorithm) {
-    PyTypeObject* type = g_public_type != nullptr ? g_public_type : g_base_type;
+    return make_result_as(g_public_type != nullptr ? g_public_type : g_base_type, key, limit,
+                          window, decision, algorithm);
+}
+
+PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, double window,
+                         const Decision& decision, AlgorithmId algorithm) {
     PyObject* obj = type->tp_alloc(type, 0);
     if (obj == nullptr) return nullptr;
     auto* self = reinterpret_cast<ResultObject*>(obj);

@@ -16,5 +16,8 @@ void register_result_type(PyObject* module);
 // Builds a result of the registered public class for a decision on `key` (a str).
 PyObject* make_result(PyObject* key, std::int64_t limit, double window, const Decision& decision,
                       AlgorithmId algorithm);
+// The same, of `type` (a subclass of the public class, e.g. MultiRateLimitResult).
+PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, double window,
+                         const Decision& decision, AlgorithmId algorithm);
 
 }  // namespace ratelimiter::binding

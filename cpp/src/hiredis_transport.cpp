@@ -8,6 +8,7 @@
 #include <cstring>
 #include <utility>
 
+#include "ratelimiter/lua_multi_scripts.hpp"
 #include "ratelimiter/lua_scripts.hpp"
 
 namespace ratelimiter::detail {
@@ -131,6 +132,9 @@ HiredisTransport::Connection HiredisTransport::connect() {
     }
     if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
     for (const auto& script : lua::kScripts) setup.push_back({"SCRIPT", "LOAD", script.source});
+    for (const auto& script : lua::kMultiScripts) {
+        setup.push_back({"SCRIPT", "LOAD", script.source});
+    }
     for (const auto& cmd : setup) {
         std::vector<const char*> argv;
         std::vector<std::size_t> lengths;
@@ -201,19 +205,31 @@ void HiredisTransport::close() {
 
 std::vector<std::string> HiredisTransport::eval(AlgorithmId algorithm, const std::string& key,
                                                 const std::vector<std::string>& args) {
-    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    return run_script(lua::kScripts[static_cast<std::size_t>(algorithm)], {key}, args);
+}
+
+std::vector<std::string> HiredisTransport::eval_multi(AlgorithmId algorithm,
+                                                      const std::vector<std::string>& keys,
+                                                      const std::vector<std::string>& args) {
+    return run_script(lua::kMultiScripts[static_cast<std::size_t>(algorithm)], keys, args);
+}
+
+std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
+                                                      const std::vector<std::string>& keys,
+                                                      const std::vector<std::string>& args) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lengths;
-    argv.reserve(args.size() + 4);
-    lengths.reserve(args.size() + 4);
+    argv.reserve(args.size() + keys.size() + 3);
+    lengths.reserve(args.size() + keys.size() + 3);
     const auto push = [&](const char* data, std::size_t size) {
         argv.push_back(data);
         lengths.push_back(size);
     };
     push("EVALSHA", 7);
     push(script.sha1, std::strlen(script.sha1));
-    push("1", 1);
-    push(key.data(), key.size());
+    const std::string numkeys = std::to_string(keys.size());
+    push(numkeys.data(), numkeys.size());
+    for (const auto& k : keys) push(k.data(), k.size());
     for (const auto& a : args) push(a.data(), a.size());
 
     Lease lease = acquire();

@@ -11,6 +11,9 @@
 
 #include "ratelimiter/store/redis_store.hpp"
 
+namespace ratelimiter::lua {
+struct Script;
+}
 struct redisContext;
 struct redisReply;
 
@@ -23,6 +26,8 @@ public:
 
     std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
                                   const std::vector<std::string>& args) override;
+    std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args) override;
     void del(const std::string& key) override;
     RedisValue command(const std::vector<std::string>& argv) override;
     void close() override;
@@ -44,6 +49,10 @@ private:
         std::uint64_t generation = 0;
     };
 
+    // EVALSHA of `script` (EVAL in the same round trip on NOSCRIPT).
+    std::vector<std::string> run_script(const lua::Script& script,
+                                        const std::vector<std::string>& keys,
+                                        const std::vector<std::string>& args);
     Lease acquire();
     void give_back(Lease lease);
     Connection connect();

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "hiredis_transport.hpp"
+#include "ratelimiter/lua_multi_scripts.hpp"
 #include "ratelimiter/lua_scripts.hpp"
 
 namespace ratelimiter {
@@ -163,6 +164,75 @@ Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
         errors_.fetch_add(1, std::memory_order_relaxed);
         if (on_error_ == OnError::raise) throw;
         return fallback(e);
+    }
+}
+
+std::string RedisStore::multi_storage_key(std::string_view key_prefix, std::string_view key,
+                                          const char* algorithm, std::string_view signature) {
+    std::string out;
+    out.reserve(key_prefix.size() + key.size() + signature.size() + 28);
+    out.append(key_prefix.data(), key_prefix.size());
+    out += '{';
+    out.append(key.data(), key.size());
+    out += "}:";
+    out += algorithm;
+    out += ':';
+    out.append(signature.data(), signature.size());
+    return out;
+}
+
+void RedisStore::append_multi_call_args(std::vector<std::string>& args, bool use_server_time,
+                                        double now, MultiOp op, bool binary_reply) {
+    if (use_server_time) {
+        args.emplace_back();
+    } else {
+        append_number(args, now);
+    }
+    args.emplace_back("0");  // per-limit costs follow
+    args.emplace_back(op == MultiOp::consume ? "consume" : op == MultiOp::peek ? "peek" : "adjust");
+    args.emplace_back(binary_reply ? "b" : "t");
+}
+
+// Reply: the admitted flag, then per limit the fields of a single-limit reply (binary: one
+// string of doubles; text: a flat list of %.17g strings).
+bool RedisStore::parse_multi_reply(AlgorithmId algorithm, std::size_t n,
+                                   const std::vector<std::string>& reply, Decision* out) {
+    const auto index = static_cast<std::size_t>(algorithm);
+    if (index >= kAlgorithmCount) throw BackendError("unknown algorithm id");
+    const std::size_t per = kFixedFields + kMetaCount[index];
+    const char* name = lua::kScripts[index].name;
+    if (reply.size() == 1 && reply[0].size() == 8 * (1 + n * per)) {
+        const std::string& raw = reply[0];
+        for (std::size_t i = 0; i < n; ++i) {
+            out[i] = parse_reply(algorithm, {raw.substr(8 * (1 + i * per), 8 * per)});
+        }
+    } else if (reply.size() == 1 + n * per) {
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto first = reply.begin() + static_cast<std::ptrdiff_t>(1 + i * per);
+            out[i] = parse_reply(algorithm,
+                                 std::vector<std::string>(first, first + static_cast<std::ptrdiff_t>(per)));
+        }
+    } else {
+        throw BackendError(std::string("redis ") + name + " multi script returned a reply of " +
+                           "unexpected shape (" + std::to_string(reply.size()) + " fields)");
+    }
+    // The leading flag is the script's own verdict; every limit's decision says the same.
+    bool allowed = true;
+    for (std::size_t i = 0; i < n; ++i) allowed = allowed && out[i].allowed;
+    return allowed;
+}
+
+bool RedisStore::decide_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                              const std::vector<std::string>& args, Decision* out) {
+    try {
+        return parse_multi_reply(algorithm, keys.size(),
+                                 transport_->eval_multi(algorithm, keys, args), out);
+    } catch (const BackendError& e) {
+        errors_.fetch_add(1, std::memory_order_relaxed);
+        if (on_error_ == OnError::raise) throw;
+        const Decision d = fallback(e);
+        for (std::size_t i = 0; i < keys.size(); ++i) out[i] = d;
+        return d.allowed;
     }
 }
 

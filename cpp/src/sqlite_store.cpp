@@ -323,6 +323,55 @@ Decision SqliteStore::run_step(int algo, std::string_view key, double now, bool 
     return d;
 }
 
+// run_step for several rows of one limiter key (MultiRateLimiter): all read, decided and
+// written in one transaction, so the limits are committed all together or not at all.
+void SqliteStore::run_multi(int algo, const std::vector<std::string>& keys, double now,
+                            bool read_only, const MultiStepFn& step) {
+    Lease lease(*this);
+    SqliteConnection& c = lease.connection();
+    thread_local std::vector<StoredRow> rows;
+    thread_local std::vector<StepOutcome> outcomes;
+    rows.resize(keys.size());
+    outcomes.resize(keys.size());
+    const auto read_all = [&] {
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            Statement select(c, Sql::select_state);
+            select.bind(1, std::int64_t{algo}).bind_text(2, keys[i]);
+            rows[i].present = read_row(select, c, keys[i], "reading state");
+            if (rows[i].present) {
+                rows[i].data.assign(c.decoded.begin(), c.decoded.end());
+            } else {
+                rows[i].data.clear();
+            }
+            outcomes[i].write = false;
+        }
+    };
+    if (read_only) {
+        read_all();
+        step(rows, outcomes);
+        return;
+    }
+    Transaction txn(c, Transaction::Kind::write);
+    read_all();
+    step(rows, outcomes);
+    bool prune = false;  // after every write: a pass could delete a row still to be updated
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (!outcomes[i].write) continue;
+        Statement write(c, rows[i].present ? Sql::update_state : Sql::insert_state);
+        write.bind(1, std::int64_t{algo})
+            .bind_text(2, keys[i])
+            .bind_blob(3, outcomes[i].encoded.data(), outcomes[i].encoded.size() * sizeof(double))
+            .bind(4, outcomes[i].fresh_at)
+            .run("writing state");
+        prune = prune || ++writes_ % kPruneEvery == 0;
+    }
+    if (prune) {
+        bool wrapped = false;
+        prune_state(c, now, wrapped);
+    }
+    txn.commit();
+}
+
 bool SqliteStore::erase_state(int algo, std::string_view key) {
     Lease lease(*this);
     SqliteConnection& c = lease.connection();

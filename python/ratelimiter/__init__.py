@@ -49,6 +49,7 @@ from .key_funcs import (
 )
 from .limits import Limit, parse_limits
 from .metrics import InMemoryMetricsCollector, MetricsCollector, ObservableRateLimiter
+from .multi import MultiRateLimiter
 from .storage_uri import backend_from_uri
 
 __version__ = "0.2.0"
@@ -70,6 +71,7 @@ __all__ = [
     "LeakyBucketRateLimiter",
     "MemoryBackend",
     "MetricsCollector",
+    "MultiRateLimiter",
     "ObservableRateLimiter",
     "RateLimitContext",
     "RateLimitError",

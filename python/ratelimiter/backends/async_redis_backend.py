@@ -128,6 +128,31 @@ class AsyncRedisBackend:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
         return await self._bounded(self._evalsha(algorithm, storage_key, args))
 
+    async def run_multi_script(self, algorithm: str, keys: Sequence[str],
+                               args: Sequence[Any]) -> Any:
+        """One EVALSHA of ``algorithm``'s multi-limit script (MultiRateLimiter) over ``keys``.
+
+        As :meth:`run_script`: ``BackendError`` after at most ``timeout`` seconds.
+        """
+        if not hasattr(self, "_multi_sources"):
+            self._multi_sources: dict[str, str] = _core.lua_multi_scripts()
+            self._multi_shas = {name: hashlib.sha1(source.encode()).hexdigest()
+                                for name, source in self._multi_sources.items()}
+        if algorithm not in self._multi_sources:
+            raise ConfigurationError(f"unknown algorithm {algorithm!r}")
+        return await self._bounded(self._evalsha_multi(algorithm, keys, args))
+
+    async def _evalsha_multi(self, algorithm: str, keys: Sequence[str],
+                             args: Sequence[Any]) -> Any:
+        try:
+            return await self.client.evalsha(self._multi_shas[algorithm], len(keys), *keys,
+                                             *args)
+        except Exception as exc:
+            if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
+                raise
+            return await self.client.eval(self._multi_sources[algorithm], len(keys), *keys,
+                                          *args)
+
     async def _evalsha(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
         try:
             return await self.client.evalsha(self._shas[algorithm], 1, storage_key, *args)

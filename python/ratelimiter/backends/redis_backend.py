@@ -190,15 +190,26 @@ class _ClientOps:
             self._noscript = _NeverRaised
 
     def eval(self, name: str, key: str, args: list[str]) -> Any:
+        return self._run(self._sources[name], self._shas[name], [key], args)
+
+    def eval_multi(self, name: str, keys: list[str], args: list[str]) -> Any:
+        """The algorithm's multi-limit script (MultiRateLimiter) over ``keys``."""
+        if not hasattr(self, "_multi_sources"):
+            self._multi_sources = _core.lua_multi_scripts()
+            self._multi_shas = {n: hashlib.sha1(source.encode()).hexdigest()
+                                for n, source in self._multi_sources.items()}
+        return self._run(self._multi_sources[name], self._multi_shas[name], keys, args)
+
+    def _run(self, source: str, sha: str, keys: list[str], args: list[str]) -> Any:
         try:
             try:
-                return self._client.evalsha(self._shas[name], 1, key, *args)
+                return self._client.evalsha(sha, len(keys), *keys, *args)
             except self._noscript:
-                return self._client.eval(self._sources[name], 1, key, *args)
+                return self._client.eval(source, len(keys), *keys, *args)
             except Exception as exc:
                 if "NOSCRIPT" not in str(exc):
                     raise
-                return self._client.eval(self._sources[name], 1, key, *args)
+                return self._client.eval(source, len(keys), *keys, *args)
         except Exception as exc:
             raise _translate(exc) from exc
 

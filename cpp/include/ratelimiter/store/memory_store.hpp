@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "ratelimiter/algorithm/all.hpp"
+#include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter {
@@ -56,6 +58,16 @@ public:
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
     bool erase(std::string_view key);
+
+    // Several limits of one key at once (MultiRateLimiter), in one critical section: the
+    // shard is chosen by `group` (the limiter key), so all of a key's limits live under one
+    // lock; keys[i] is limit i's own entry. See store/multi.hpp for `op`.
+    template <class Algo>
+    bool apply_multi(std::string_view group, const std::vector<std::string>& keys,
+                     const typename Algo::Params* params, const std::int64_t* costs,
+                     double now, MultiOp op, Decision* out);
+    template <class Algo>
+    void erase_multi(std::string_view group, const std::vector<std::string>& keys);
 
     // Encoded state of `key` for Algo (empty if absent). For tests and debugging.
     template <class Algo>
@@ -131,24 +143,53 @@ Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t 
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     auto it = table.find(lookup);
-    if (op == Operation::peek) {
-        const auto state = it == table.end() ? Algo::fresh(now, params) : it->second.state;
-        return Algo::peek(state, now, params);
-    }
     if (it != table.end()) {
-        Decision d = Algo::step(it->second.state, now, cost, params);
-        if (d.allowed) it->second.fresh_at = Algo::fresh_at(it->second.state, params);
-        return d;
+        return apply_step<Algo>(it->second.state, now, cost, params, op,
+                                [&](const auto&, double fresh_at) { it->second.fresh_at = fresh_at; });
     }
     auto state = Algo::fresh(now, params);
-    Decision d = Algo::step(state, now, cost, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
-    if (d.allowed) {
+    return apply_step<Algo>(state, now, cost, params, op, [&](const auto&, double fresh_at) {
         make_room<Algo>(shard, now);
-        table.emplace(lookup, Entry<Algo>{state, Algo::fresh_at(state, params)});
+        table.emplace(lookup, Entry<Algo>{std::move(state), fresh_at});
         ++shard.size;
+    });
+}
+
+template <class Algo>
+bool MemoryStore::apply_multi(std::string_view group, const std::vector<std::string>& keys,
+                              const typename Algo::Params* params, const std::int64_t* costs,
+                              double now, MultiOp op, Decision* out) {
+    const std::size_t n = keys.size();
+    Shard& shard = shard_for(group);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    auto& table = std::get<Table<Algo>>(shard.tables);
+    thread_local std::vector<typename Algo::State> states;
+    states.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto it = table.find(keys[i]);
+        states[i] = it == table.end() ? Algo::fresh(now, params[i]) : it->second.state;
     }
-    return d;
+    return ratelimiter::apply_multi<Algo>(
+        states.data(), params, costs, n, now, op, out,
+        [&](std::size_t i, const typename Algo::State& state, double fresh_at) {
+            auto it = table.find(keys[i]);
+            if (it != table.end()) {
+                it->second = Entry<Algo>{state, fresh_at};
+                return;
+            }
+            make_room<Algo>(shard, now);
+            table.emplace(keys[i], Entry<Algo>{state, fresh_at});
+            ++shard.size;
+        });
+}
+
+template <class Algo>
+void MemoryStore::erase_multi(std::string_view group, const std::vector<std::string>& keys) {
+    Shard& shard = shard_for(group);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    auto& table = std::get<Table<Algo>>(shard.tables);
+    for (const std::string& key : keys) shard.size -= table.erase(key);
 }
 
 template <class Algo>

@@ -21,6 +21,7 @@
 #include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
+#include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter {
@@ -63,6 +64,10 @@ public:
     // one element (a binary reply) or the elements of a list reply, as strings.
     virtual std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
                                           const std::vector<std::string>& args) = 0;
+    // The same for the algorithm's multi-limit script (cpp/lua/multi/), KEYS = keys.
+    virtual std::vector<std::string> eval_multi(AlgorithmId algorithm,
+                                                const std::vector<std::string>& keys,
+                                                const std::vector<std::string>& args) = 0;
     virtual void del(const std::string& key) = 0;
     // Any command (argv[0] is its name).
     virtual RedisValue command(const std::vector<std::string>& argv) = 0;
@@ -106,6 +111,44 @@ public:
         return decide(Algo::id, key, args);
     }
 
+    // Several limits of one key at once (MultiRateLimiter): one EVALSHA of the algorithm's
+    // multi script over every limit's state key, all in the hash tag {key}. signatures[i]
+    // names limit i's state. See store/multi.hpp for `op`.
+    template <class Algo>
+    bool apply_multi(std::string_view key, const std::vector<std::string>& signatures,
+                     const typename Algo::Params* params, const std::int64_t* costs, double now,
+                     MultiOp op, Decision* out) {
+        std::vector<std::string> keys;
+        keys.reserve(signatures.size());
+        for (const std::string& sig : signatures) {
+            keys.push_back(multi_storage_key(key_prefix_, key, Algo::name, sig));
+        }
+        std::vector<std::string> args;
+        args.reserve(4 + 4 * signatures.size());
+        append_multi_call_args(args, use_server_time_, now, op, transport_->binary_replies());
+        for (std::size_t i = 0; i < signatures.size(); ++i) {
+            args.push_back(std::to_string(costs[i]));
+            append_params(args, params[i]);
+        }
+        return decide_multi(Algo::id, keys, args, out);
+    }
+    template <class Algo>
+    void erase_multi(std::string_view key, const std::vector<std::string>& signatures) {
+        for (const std::string& sig : signatures) {
+            erase_key(multi_storage_key(key_prefix_, key, Algo::name, sig));
+        }
+    }
+    // "<key_prefix>{<key>}:<algorithm>:<signature>": one hash tag for all of a key's limits.
+    static std::string multi_storage_key(std::string_view key_prefix, std::string_view key,
+                                         const char* algorithm, std::string_view signature);
+    // ARGV[1..4] of a multi script (cpp/lua/multi/_driver.lua); then per limit its cost and
+    // append_params.
+    static void append_multi_call_args(std::vector<std::string>& args, bool use_server_time,
+                                       double now, MultiOp op, bool binary_reply);
+    // Decodes a multi script reply into out[0..n); returns whether the request was admitted.
+    static bool parse_multi_reply(AlgorithmId algorithm, std::size_t n,
+                                  const std::vector<std::string>& reply, Decision* out);
+
     // Forgets `key` for Algo (DEL). Errors follow on_error only for "raise"; a failed reset
     // under allow/deny is counted and ignored. Returns true.
     template <class Algo>
@@ -145,6 +188,8 @@ public:
 private:
     Decision decide(AlgorithmId algorithm, std::string_view key,
                     const std::vector<std::string>& args);
+    bool decide_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                      const std::vector<std::string>& args, Decision* out);
     bool erase_key(const std::string& key);
     Decision fallback(const BackendError& error);
 

@@ -69,6 +69,8 @@
 #include "ratelimiter/algorithm/sliding_window.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
+#include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter {
@@ -113,6 +115,16 @@ public:
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op);
+
+    // Several limits of one key at once (MultiRateLimiter): every keys[i] row is read,
+    // decided and written in one BEGIN IMMEDIATE transaction. See store/multi.hpp for `op`.
+    template <class Algo>
+    bool apply_multi(const std::vector<std::string>& keys, const typename Algo::Params* params,
+                     const std::int64_t* costs, double now, MultiOp op, Decision* out);
+    template <class Algo>
+    void erase_multi(const std::vector<std::string>& keys) {
+        for (const std::string& key : keys) erase_state(static_cast<int>(Algo::id), key);
+    }
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -178,11 +190,38 @@ public:
         Decision (*call_)(void*, bool, const double*, std::size_t, StepOutcome&);
     };
 
+    // The multi-key twin of StepFn: rows[i] is keys[i]'s stored row, outcomes[i] what to
+    // write back for it.
+    struct StoredRow {
+        bool present = false;
+        std::vector<double> data;
+    };
+    class MultiStepFn {
+    public:
+        template <class F>
+        explicit MultiStepFn(F& f)
+            : object_(&f),
+              call_([](void* o, const std::vector<StoredRow>& rows,
+                       std::vector<StepOutcome>& outcomes) {
+                  (*static_cast<F*>(o))(rows, outcomes);
+              }) {}
+        void operator()(const std::vector<StoredRow>& rows,
+                        std::vector<StepOutcome>& outcomes) const {
+            call_(object_, rows, outcomes);
+        }
+
+    private:
+        void* object_;
+        void (*call_)(void*, const std::vector<StoredRow>&, std::vector<StepOutcome>&);
+    };
+
 private:
     class Lease;  // the connection, held under the mutex (bounded wait), reopened after fork
 
     Decision run_step(int algo, std::string_view key, double now, bool read_only,
                       const StepFn& step);
+    void run_multi(int algo, const std::vector<std::string>& keys, double now, bool read_only,
+                   const MultiStepFn& step);
     // SlidingWindow on either layout (see the top of this file); the same decisions as
     // SlidingWindow::step / peek on the same log.
     Decision apply_sliding_log(std::string_view key, double now, std::int64_t cost,
@@ -227,19 +266,34 @@ Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
         return apply_sliding_log(key, now, cost, params.limit, params.window, op);
     }
     auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
-        typename Algo::State state = Algo::fresh(now, params);
-        if (present && !Algo::decode(data, n, state)) throw_corrupt(Algo::name, key);
-        if (op == Operation::peek) return Algo::peek(state, now, params);
-        const Decision d = Algo::step(state, now, cost, params);
-        // A rejection leaves the state unchanged: nothing to write.
-        if (d.allowed) {
-            Algo::encode(state, out.encoded);
-            out.fresh_at = Algo::fresh_at(state, params);
-            out.write = true;
-        }
-        return d;
+        return apply_encoded_step<Algo>(present, data, n, now, cost, params, op, out,
+                                        [&] { throw_corrupt(Algo::name, key); });
     };
     return run_step(static_cast<int>(Algo::id), key, now, op == Operation::peek, StepFn(step));
+}
+
+template <class Algo>
+bool SqliteStore::apply_multi(const std::vector<std::string>& keys,
+                              const typename Algo::Params* params, const std::int64_t* costs,
+                              double now, MultiOp op, Decision* out) {
+    bool allowed = true;
+    auto step = [&](const std::vector<StoredRow>& rows, std::vector<StepOutcome>& outcomes) {
+        thread_local std::vector<typename Algo::State> states;
+        states.resize(rows.size());
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            states[i] = load_state<Algo>(rows[i].present, rows[i].data.data(), rows[i].data.size(),
+                                         now, params[i], [&] { throw_corrupt(Algo::name, keys[i]); });
+        }
+        allowed = ratelimiter::apply_multi<Algo>(
+            states.data(), params, costs, rows.size(), now, op, out,
+            [&](std::size_t i, const typename Algo::State& state, double fresh_at) {
+                Algo::encode(state, outcomes[i].encoded);
+                outcomes[i].fresh_at = fresh_at;
+                outcomes[i].write = true;
+            });
+    };
+    run_multi(static_cast<int>(Algo::id), keys, now, op == MultiOp::peek, MultiStepFn(step));
+    return allowed;
 }
 
 }  // namespace ratelimiter

@@ -1,0 +1,68 @@
+// The one "apply this step to this key" sequence every store runs (governor's
+// measure_and_replace): load (decode, or fresh) → step or peek → on a change, save the state
+// with its expiry (Algo::fresh_at). A store supplies only where the state lives: memory keeps
+// decoded states in a table, SQLite and a user's BaseBackend keep encoded doubles.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "ratelimiter/result.hpp"
+#include "ratelimiter/store/operation.hpp"
+
+namespace ratelimiter {
+
+// The state of one key as a store holds it: the stored one decoded, or a fresh one when
+// absent. `on_corrupt()` is called (and must throw) when the stored doubles are not a state
+// this algorithm could have written. The only place stores decode a state.
+template <class Algo, class OnCorrupt>
+typename Algo::State load_state(bool present, const double* data, std::size_t n, double now,
+                                const typename Algo::Params& params, OnCorrupt&& on_corrupt) {
+    typename Algo::State state = Algo::fresh(now, params);
+    if (present && !Algo::decode(data, n, state)) on_corrupt();
+    return state;
+}
+
+// Runs `op` on `state` in place. When the state changed (an admission), calls
+// save(state, fresh_at): the store writes it back with that expiry. A peek never changes the
+// state; a rejection neither, except a sliding log's clock-glitch re-base
+// (SlidingWindow::rebase), saved even then: else a key full at the glitch would re-base to
+// each request's own `now`, be rejected, and stay locked until real time catches up.
+template <class Algo, class Save>
+Decision apply_step(typename Algo::State& state, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Operation op, Save&& save) {
+    if (op == Operation::peek) return Algo::peek(state, now, params);
+    bool rebased = false;
+    if constexpr (Algo::id == AlgorithmId::sliding_window) rebased = Algo::rebase(state, now);
+    Decision d = Algo::step(state, now, cost, params);
+    if (d.allowed || rebased) {
+        save(static_cast<const typename Algo::State&>(state), Algo::fresh_at(state, params));
+    }
+    return d;
+}
+
+// What a store of encoded states (SQLite, a Python BaseBackend) writes back: the encoded
+// state and its expiry, and whether to write at all.
+struct EncodedWrite {
+    std::vector<double> encoded;
+    double fresh_at = 0.0;
+    bool write = false;
+};
+
+// load_state + apply_step for a store of encoded doubles; fills `out` (any type with the
+// members of EncodedWrite).
+template <class Algo, class Out, class OnCorrupt>
+Decision apply_encoded_step(bool present, const double* data, std::size_t n, double now,
+                            std::int64_t cost, const typename Algo::Params& params, Operation op,
+                            Out& out, OnCorrupt&& on_corrupt) {
+    typename Algo::State state = load_state<Algo>(present, data, n, now, params, on_corrupt);
+    return apply_step<Algo>(state, now, cost, params, op,
+                            [&](const typename Algo::State& s, double fresh_at) {
+                                Algo::encode(s, out.encoded);
+                                out.fresh_at = fresh_at;
+                                out.write = true;
+                            });
+}
+
+}  // namespace ratelimiter

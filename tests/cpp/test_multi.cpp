@@ -1,0 +1,219 @@
+// The apply-step helper (store/apply_step.hpp), the multi-limit decision (store/multi.hpp)
+// and adjust (algorithm/adjust.hpp), alone and on the memory and SQLite stores.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catch.hpp"
+#include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/memory_store.hpp"
+#include "ratelimiter/store/multi.hpp"
+#include "ratelimiter/store/sqlite_store.hpp"
+
+using namespace ratelimiter;
+
+namespace {
+
+const double kNow = 1000.0;
+
+std::vector<FixedWindow::Params> fixed(std::initializer_list<std::pair<std::int64_t, double>> l) {
+    std::vector<FixedWindow::Params> out;
+    for (const auto& [limit, window] : l) out.push_back(FixedWindow::make_params({limit, window}));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("apply_step saves only what a step changed", "[apply_step]") {
+    const auto p = TokenBucket::make_params({2, 10.0, std::nullopt});
+    auto state = TokenBucket::fresh(kNow, p);
+    int saves = 0;
+    double saved_at = 0.0;
+    const auto save = [&](const TokenBucket::State&, double fresh_at) {
+        ++saves;
+        saved_at = fresh_at;
+    };
+    REQUIRE(apply_step<TokenBucket>(state, kNow, 1, p, Operation::peek, save).allowed);
+    REQUIRE(saves == 0);
+    REQUIRE(apply_step<TokenBucket>(state, kNow, 2, p, Operation::consume, save).allowed);
+    REQUIRE(saves == 1);
+    REQUIRE(saved_at == Approx(kNow + 10.0));
+    REQUIRE_FALSE(apply_step<TokenBucket>(state, kNow, 1, p, Operation::consume, save).allowed);
+    REQUIRE(saves == 1);  // a rejection writes nothing
+}
+
+TEST_CASE("apply_encoded_step decodes, steps and encodes; corrupt rows are reported",
+          "[apply_step]") {
+    const auto p = FixedWindow::make_params({3, 10.0});
+    EncodedWrite out;
+    const Decision d = apply_encoded_step<FixedWindow>(false, nullptr, 0, kNow, 2, p,
+                                                       Operation::consume, out, [] { FAIL(); });
+    REQUIRE(d.allowed);
+    REQUIRE(out.write);
+    REQUIRE(out.encoded == std::vector<double>{100.0, 2.0, 10.0});
+    REQUIRE(out.fresh_at == 1010.0);
+    EncodedWrite again;
+    const Decision d2 = apply_encoded_step<FixedWindow>(true, out.encoded.data(), out.encoded.size(),
+                                                        kNow, 2, p, Operation::consume, again,
+                                                        [] { FAIL(); });
+    REQUIRE_FALSE(d2.allowed);
+    REQUIRE_FALSE(again.write);
+    const double bad[5] = {1, 2, 3, 4, 5};
+    bool reported = false;
+    REQUIRE_THROWS_AS(apply_encoded_step<FixedWindow>(
+                          true, bad, 5, kNow, 1, p, Operation::consume, again,
+                          [&] {
+                              reported = true;
+                              throw BackendError("corrupt");
+                          }),
+                      BackendError);
+    REQUIRE(reported);
+}
+
+TEST_CASE("apply_multi commits all or nothing", "[multi]") {
+    const auto params = fixed({{5, 1.0}, {7, 60.0}});
+    std::vector<FixedWindow::State> states = {FixedWindow::fresh(kNow, params[0]),
+                                              FixedWindow::fresh(kNow, params[1])};
+    Decision out[2];
+    std::vector<std::size_t> saved;
+    const auto save = [&](std::size_t i, const FixedWindow::State&, double) { saved.push_back(i); };
+    const std::int64_t four[2] = {4, 4};
+    REQUIRE(apply_multi<FixedWindow>(states.data(), params.data(), four, 2, kNow,
+                                     MultiOp::consume, out, save));
+    REQUIRE(saved == std::vector<std::size_t>{0, 1});
+    REQUIRE(out[0].remaining == 1);
+    REQUIRE(out[1].remaining == 3);
+    // Cost 3: the first limit refuses (4 + 3 > 5) while the second would admit: nothing is
+    // consumed anywhere.
+    saved.clear();
+    const std::int64_t three[2] = {3, 3};
+    REQUIRE_FALSE(apply_multi<FixedWindow>(states.data(), params.data(), three, 2, kNow,
+                                           MultiOp::consume, out, save));
+    REQUIRE(saved.empty());
+    REQUIRE_FALSE(out[0].allowed);
+    REQUIRE(out[1].allowed);  // would admit: reported as the state is, unconsumed
+    REQUIRE(out[1].remaining == 3);
+    REQUIRE(out[1].retry_after == 0.0);
+    REQUIRE(states[1].count == 4.0);
+    // A limit of cost 0 is not consulted.
+    const std::int64_t only_second[2] = {0, 3};
+    REQUIRE(apply_multi<FixedWindow>(states.data(), params.data(), only_second, 2, kNow,
+                                     MultiOp::consume, out, save));
+    REQUIRE(saved == std::vector<std::size_t>{1});
+    REQUIRE(states[0].count == 4.0);
+    REQUIRE(states[1].count == 7.0);
+    const MultiSummary s = summarize(out, 2);
+    REQUIRE(s.allowed);
+    REQUIRE(s.restrictive == 1);  // remaining 0 < 1
+}
+
+TEST_CASE("summarize: largest refusing wait; insufficient capacity is inf", "[multi]") {
+    Decision d[3];
+    d[0].allowed = false;
+    d[0].retry_after = 2.0;
+    d[0].remaining = 0;
+    d[0].reset_after = 5.0;
+    d[1].allowed = false;
+    d[1].retry_after = 9.0;
+    d[1].remaining = 0;
+    d[1].reset_after = 60.0;
+    d[2].allowed = true;
+    d[2].remaining = 3;
+    MultiSummary s = summarize(d, 3);
+    REQUIRE_FALSE(s.allowed);
+    REQUIRE(s.retry_after == 9.0);
+    REQUIRE(s.restrictive == 1);  // tie on remaining: the longest reset_after
+    d[2].allowed = false;
+    d[2].insufficient_capacity = true;
+    s = summarize(d, 3);
+    REQUIRE(s.insufficient_capacity);
+    REQUIRE(s.retry_after == kInf);
+}
+
+TEST_CASE("adjust: charges carry debt in windows, buckets empty at most, refunds cap",
+          "[adjust]") {
+    const auto fw = FixedWindow::make_params({10, 10.0});
+    auto f = FixedWindow::fresh(kNow, fw);
+    adjust_state(f, kNow, 15, fw);
+    REQUIRE(f.count == 15.0);
+    REQUIRE(FixedWindow::peek(f, kNow, fw).retry_after == 10.0);
+    adjust_state(f, kNow, -100, fw);
+    REQUIRE(f.count == 0.0);
+
+    const auto tb = TokenBucket::make_params({10, 10.0, std::nullopt});
+    auto t = TokenBucket::fresh(kNow, tb);
+    adjust_state(t, kNow, 25, tb);
+    REQUIRE(t.tokens == 0.0);
+    adjust_state(t, kNow + 2.0, -3, tb);  // refills 2, refunds 3
+    REQUIRE(t.tokens == 5.0);
+    adjust_state(t, kNow + 2.0, -100, tb);
+    REQUIRE(t.tokens == 10.0);
+
+    const auto sw = SlidingWindow::make_params({10, 10.0});
+    auto log = SlidingWindow::fresh(kNow, sw);
+    adjust_state(log, kNow, 4, sw);
+    adjust_state(log, kNow + 1.0, 3, sw);
+    adjust_state(log, kNow + 2.0, -5, sw);  // newest first: 3 at +1 s, then 2 of the 4
+    std::vector<double> flat;
+    SlidingWindow::encode(log, flat);
+    REQUIRE(flat == std::vector<double>{kNow, 2.0});
+}
+
+TEST_CASE("memory store: 8 threads on one key with two limits admit the tighter one",
+          "[multi][memory_store]") {
+    MemoryStore store;
+    const auto params = fixed({{5, 1.0}, {20, 60.0}});
+    const std::vector<std::string> keys = {"k\x1f" "5/1", "k\x1f" "20/60"};
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&] {
+            const std::int64_t costs[2] = {1, 1};
+            Decision out[2];
+            for (int i = 0; i < 100; ++i) {
+                admitted += store.apply_multi<FixedWindow>("k", keys, params.data(), costs, kNow,
+                                                           MultiOp::consume, out);
+            }
+        });
+    }
+    for (auto& th : threads) th.join();
+    REQUIRE(admitted == 5);
+    const std::int64_t ones[2] = {1, 1};
+    Decision out[2];
+    store.apply_multi<FixedWindow>("k", keys, params.data(), ones, kNow, MultiOp::peek, out);
+    REQUIRE(out[0].remaining == 0);
+    REQUIRE(out[1].remaining == 15);  // never charged for a rejection
+    store.erase_multi<FixedWindow>("k", keys);
+    REQUIRE(store.size() == 0);
+}
+
+TEST_CASE("SQLite store: a multi decision is one transaction; adjust is stored",
+          "[multi][sqlite_store]") {
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("rl-multi-" + std::to_string(getpid()) + ".db"))
+            .string();
+    std::filesystem::remove(path);
+    {
+        SqliteStore store(path, SqliteStore::Options{});
+        const auto params = fixed({{2, 1.0}, {3, 60.0}});
+        const std::vector<std::string> keys = {"a", "b"};
+        const std::int64_t one[2] = {1, 1};
+        Decision out[2];
+        REQUIRE(store.apply_multi<FixedWindow>(keys, params.data(), one, kNow, MultiOp::consume, out));
+        REQUIRE(store.apply_multi<FixedWindow>(keys, params.data(), one, kNow, MultiOp::consume, out));
+        REQUIRE_FALSE(
+            store.apply_multi<FixedWindow>(keys, params.data(), one, kNow, MultiOp::consume, out));
+        REQUIRE(store.snapshot<FixedWindow>("b") == std::vector<double>{16.0, 2.0, 60.0});
+        const std::int64_t refund[2] = {0, -2};
+        store.apply_multi<FixedWindow>(keys, params.data(), refund, kNow, MultiOp::adjust, out);
+        REQUIRE(out[1].remaining == 3);
+        REQUIRE(store.snapshot<FixedWindow>("a") == std::vector<double>{1000.0, 2.0, 1.0});
+    }
+    std::filesystem::remove(path);
+}
