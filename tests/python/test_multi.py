@@ -201,16 +201,18 @@ def test_reset_forgets_every_limit(make_backend: Callable[[str], Any], clock: Fa
 
 
 # Golden numbers for adjust, one limit of 10 per 10 s at t = 1000: consume 4, charge 3,
-# charge 10 (windowed algorithms carry it whole; buckets are at most emptied), then the
-# retry_after of a cost-1 request, then refund 100 (back to a full quota, never beyond).
+# charge 10 (windowed algorithms carry it whole; the buckets go 7 units into debt: tokens
+# -7, level 17), then the retry_after of a cost-1 request (buckets: (1 + 7) / 1 s, the debt
+# repaid), then refund 100 (back to a full quota, never beyond).
 ADJUST_GOLDEN = {
     "fixed_window": (6, 3, 0, 10.0, 10),
     "sliding_window": (6, 3, 0, 10.0, 10),
     "sliding_window_counter": (6, 3, 0, 10.0 + 10.0 * (1 - 9 / 17), 10),
-    "token_bucket": (6, 3, 0, 1.0, 10),
-    "leaky_bucket": (6, 3, 0, 1.0, 10),
-    "gcra": (6, 3, 0, 1.0, 10),
+    "token_bucket": (6, 3, 0, 8.0, 10),
+    "leaky_bucket": (6, 3, 0, 8.0, 10),
+    "gcra": (6, 3, 0, 8.0, 10),
 }
+BUCKETS = ["token_bucket", "leaky_bucket", "gcra"]
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -227,6 +229,40 @@ def test_adjust_golden(make_backend: Callable[[str], Any], clock: FakeClock, sto
     assert rejected.retry_after == pytest.approx(retry, abs=1e-9)
     assert limiter.adjust("k", -100).remaining == after_refund
     assert limiter.is_allowed("k", 10).allowed
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("algorithm", BUCKETS)
+def test_bucket_debt_is_waited_out_exactly_and_bounded(
+        make_backend: Callable[[str], Any], clock: FakeClock, store: str,
+        algorithm: str) -> None:
+    """A charge takes a bucket into debt (at most one whole bucket); later requests wait
+    exactly until it is repaid. 10 per 10 s: 1 unit per second."""
+    limiter = MultiRateLimiter(make_backend(store), "10/10 seconds", algorithm, clock=clock)
+    assert limiter.is_allowed("k", 4).remaining == 6
+    charged = limiter.adjust("k", 13)  # 6 left, 7 in debt
+    assert (charged.allowed, charged.remaining) == (False, 0)
+    assert charged.reset_after == pytest.approx(17.0, abs=1e-9)
+    rejected = limiter.is_allowed("k")
+    assert not rejected.allowed
+    assert rejected.retry_after == pytest.approx(8.0, abs=1e-9)
+    clock.advance(7.5)
+    assert limiter.is_allowed("k").retry_after == pytest.approx(0.5, abs=1e-9)
+    clock.advance(rejected.retry_after - 7.5)  # exactly the wait first announced
+    admitted = limiter.is_allowed("k")
+    assert (admitted.allowed, admitted.remaining) == (True, 0)
+    # A charge beyond one bucket of debt is clamped to it: 20 s to full, 11 s for one unit.
+    clamped = limiter.adjust("k", 100)
+    assert clamped.reset_after == pytest.approx(20.0, abs=1e-9)
+    assert clamped.metadata["limits"][0]["retry_after"] == pytest.approx(11.0, abs=1e-9)
+    clock.advance(19.5)
+    assert not limiter.is_allowed("k", 10).allowed
+    clock.advance(0.5)
+    assert limiter.is_allowed("k", 10).allowed
+    # A refund while in debt repays it first, and never exceeds a full bucket.
+    limiter.adjust("k", 5)  # 5 in debt
+    assert limiter.adjust("k", -12).remaining == 7
+    assert limiter.adjust("k", -100).remaining == 10
 
 
 @pytest.mark.parametrize("store", STORES)

@@ -3,8 +3,9 @@
 // Semantics per algorithm are specified in docs/ALGORITHMS.md ("Adjusting after the fact"):
 //   - the state is first rolled forward to `now` exactly as a step would roll it;
 //   - a charge is never refused. The windowed algorithms carry it whole (counts above the
-//     limit: later requests wait until the windows pass); the buckets carry at most one
-//     whole bucket (a charge empties it; see below);
+//     limit: later requests wait until the windows pass); the buckets go into debt of at
+//     most one whole bucket (kDebtBuckets; the rest of a larger charge is dropped), which
+//     later requests wait to be repaid (see below);
 //   - a refund never goes past a full quota (counts never below 0, tokens never above
 //     capacity, levels never below 0);
 //   - the sliding log gains one entry at now for a charge and loses its newest units first
@@ -46,16 +47,19 @@ inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_
     s.prev = std::max(0.0, s.prev - (refund - from_curr));
 }
 
-// The buckets' sanitizers read tokens below 0 as corrupt and a level above capacity as a
-// lowered capacity, so a bucket's debt is at most one whole bucket: a charge empties it
-// (tokens 0 / level at capacity / GCRA level at burst) and the rest is not carried.
+// A bucket's charge may take it into debt down to the bound its sanitizer accepts
+// (TokenBucket::min_tokens = -capacity, LeakyBucket/Gcra::max_level = 2·capacity / 2·burst):
+// a later request of cost c then waits exactly (c - tokens)/rate, (level + c - capacity)/rate
+// or (level + c - burst)·T, i.e. until the debt is repaid. Beyond the bound the charge is
+// clamped: a corrupt-looking state could not be told apart from a real one otherwise.
 inline void adjust_state(TokenBucket::State& s, double now, std::int64_t delta,
                          const TokenBucket::Params& p) {
     TokenBucket::sanitize(s, now, p);
     const double elapsed = std::max(0.0, now - s.last);
     s.tokens = std::min(p.capacity, s.tokens + elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.tokens = std::max(0.0, std::min(p.capacity, s.tokens - static_cast<double>(delta)));
+    s.tokens = std::max(TokenBucket::min_tokens(p),
+                        std::min(p.capacity, s.tokens - static_cast<double>(delta)));
 }
 
 inline void adjust_state(LeakyBucket::State& s, double now, std::int64_t delta,
@@ -64,7 +68,8 @@ inline void adjust_state(LeakyBucket::State& s, double now, std::int64_t delta,
     const double elapsed = std::max(0.0, now - s.last);
     s.level = std::max(0.0, s.level - elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.level = std::min(p.capacity, std::max(0.0, s.level + static_cast<double>(delta)));
+    s.level = std::min(LeakyBucket::max_level(p),
+                       std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 inline void adjust_state(Gcra::State& s, double now, std::int64_t delta, const Gcra::Params& p) {
@@ -72,7 +77,8 @@ inline void adjust_state(Gcra::State& s, double now, std::int64_t delta, const G
     const double elapsed = std::max(0.0, now - s.last);
     s.level = std::max(0.0, s.level - elapsed / p.interval);
     s.last = std::max(s.last, now);
-    s.level = std::min(p.burst, std::max(0.0, s.level + static_cast<double>(delta)));
+    s.level =
+        std::min(Gcra::max_level(p), std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 // Through the encoded form, so the log's container (the algorithm header's business) is
