@@ -173,6 +173,20 @@ TEST_CASE("adjust: charges carry debt (buckets: one bucket at most), refunds cap
     adjust_state(g, kNow, 100, gc);
     REQUIRE(g.level == 20.0);
 
+    Adaptive::Spec as;
+    as.limit = 10;
+    as.window = 10.0;
+    const auto ap = Adaptive::make_params(as);  // max burst 20, 1 unit/s
+    auto a = Adaptive::fresh(kNow, ap);
+    adjust_state(a, kNow, 37, ap);  // guard and sensor carry it whole, the bucket empties
+    REQUIRE(a.guard.curr == 37.0);
+    REQUIRE(a.load.curr == 37.0);
+    REQUIRE(a.tokens == 0.0);
+    adjust_state(a, kNow, -100, ap);
+    REQUIRE(a.guard.curr == 0.0);
+    REQUIRE(a.load.curr == 0.0);
+    REQUIRE(a.tokens == 20.0);
+
     const auto sw = SlidingWindow::make_params({10, 10.0});
     auto log = SlidingWindow::fresh(kNow, sw);
     adjust_state(log, kNow, 4, sw);

@@ -150,9 +150,7 @@ def test_bad_limits_and_algorithms() -> None:
     with pytest.raises(ConfigurationError, match="fortnight"):
         MultiRateLimiter(backend, "10/fortnight")
     with pytest.raises(ConfigurationError, match="cannot run several limits"):
-        MultiRateLimiter(backend, "10/second", "adaptive")
-    with pytest.raises(ConfigurationError, match="cannot run several limits"):
-        MultiRateLimiter(backend, "10/second", ratelimiter.AdaptiveRateLimiter)
+        MultiRateLimiter(backend, "10/second", "adaptive_hybrid")
     with pytest.raises(TypeError, match="algorithm must be"):
         MultiRateLimiter(backend, "10/second", 3)
     with pytest.raises(TypeError, match="dimension names"):
@@ -263,6 +261,37 @@ def test_bucket_debt_is_waited_out_exactly_and_bounded(
     limiter.adjust("k", 5)  # 5 in debt
     assert limiter.adjust("k", -12).remaining == 7
     assert limiter.adjust("k", -100).remaining == 10
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_adaptive_limits_all_or_nothing_and_adjust_golden(
+        make_backend: Callable[[str], Any], clock: FakeClock, store: str) -> None:
+    """The adaptive limiter in its per-key load mode (burst_multiplier 2, as by default)."""
+    backend = make_backend(store)
+    limiter = MultiRateLimiter(backend, "5/second;20/minute", "adaptive", clock=clock)
+    plain = ratelimiter.AdaptiveRateLimiter(MemoryBackend(), 5, 1, clock=clock)
+    admitted = [limiter.is_allowed("k").allowed for _ in range(25)]
+    assert admitted == [plain.is_allowed("k").allowed for _ in range(25)]
+    assert sum(admitted) == 10  # a burst of 2 x 5
+    # The minute limit (burst 40) was charged for the 10 admitted requests only.
+    assert limits_of(limiter.peek("k")) == [(5, False, 0), (20, True, 30)]
+
+    # adjust, 10 per 10 s (max burst 20, 1 unit/s, load sensor over 50 s) at t = 1000: the
+    # guard and the sensor carry a charge whole, the bucket is at most emptied.
+    one = MultiRateLimiter(backend, "10/10 seconds", "adaptive", clock=clock)
+    assert one.is_allowed("j", 4).remaining == 16
+    assert one.adjust("j", 3).remaining == 13
+    assert one.adjust("j", 10).remaining == 3
+    assert one.adjust("j", 20).remaining == 0  # guard 37, tokens 0
+    rejected = one.is_allowed("j")
+    # Load 37/50 = 0.74 → effective burst floor(20·(1 − 0.5·0.34/0.4)) = 11; the guard's 37
+    # must decay to 10 in the next window: 10 + 10·(1 − 10/37) s.
+    assert (rejected.allowed, rejected.metadata["effective_burst"]) == (False, 11)
+    assert rejected.retry_after == pytest.approx(10.0 + 10.0 * (1 - 10 / 37), abs=1e-9)
+    clock.advance(rejected.retry_after)
+    assert one.is_allowed("j").allowed
+    assert one.adjust("j", -100).remaining == 20  # back to a full quota, never beyond
+    assert one.is_allowed("j", 20).allowed
 
 
 @pytest.mark.parametrize("store", STORES)

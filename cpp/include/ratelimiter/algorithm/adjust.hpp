@@ -31,6 +31,14 @@ inline void adjust_state(FixedWindow::State& s, double now, std::int64_t delta,
     s.count = delta >= 0 ? s.count + units : std::max(0.0, s.count + units);
 }
 
+// Takes `refund` units off a window pair, the current window first, then the previous one,
+// neither below 0.
+inline void refund_pair(WindowPair& pair, double refund) {
+    const double from_curr = std::min(pair.curr, refund);
+    pair.curr -= from_curr;
+    pair.prev = std::max(0.0, pair.prev - (refund - from_curr));
+}
+
 inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_t delta,
                          const SlidingWindowCounter::Params& p) {
     s.sanitize(now, p.window);
@@ -41,10 +49,7 @@ inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_
         return;
     }
     // A refund takes back from the current window first, then from the previous one.
-    const double refund = -static_cast<double>(delta);
-    const double from_curr = std::min(s.curr, refund);
-    s.curr -= from_curr;
-    s.prev = std::max(0.0, s.prev - (refund - from_curr));
+    refund_pair(s, -static_cast<double>(delta));
 }
 
 // A bucket's charge may take it into debt down to the bound its sanitizer accepts
@@ -112,8 +117,37 @@ inline void adjust_state(SlidingWindow::State& s, double now, std::int64_t delta
     s = std::move(out);
 }
 
-// Whether adjust_state exists for Algo (the adaptive limiter's three layers have no
-// meaningful after-the-fact charge; MultiRateLimiter does not offer it).
+// The adaptive limiter: every layer sees the units as if admitted (or taken back). The
+// guard and the load sensor carry a charge whole, like the sliding window counter (the
+// guard may exceed effective_burst: later requests wait for its windows to pass, and the
+// measured load rises); the bucket is at most emptied (its sanitizer reads negative tokens
+// as corrupt) and a refund fills it to max_burst at most (the next step clamps it to that
+// step's effective_burst, as its refill does). The bucket refills up to max_burst here, not
+// effective_burst: no decision runs, so no load-dependent clamp is applied.
+inline void adjust_state(Adaptive::State& s, double now, std::int64_t delta,
+                         const Adaptive::Params& p) {
+    Adaptive::sanitize(s, now, p);
+    s.guard.roll(now, s.guard.window);
+    s.guard.migrate(now, p.window);
+    s.load.roll(now, s.load.window);
+    s.load.migrate(now, p.adaptive_window);
+    const double elapsed = std::max(0.0, now - s.last);
+    s.tokens = std::min(p.max_burst, s.tokens + elapsed * p.rate);
+    s.last = std::max(s.last, now);
+    const double units = static_cast<double>(delta);
+    if (delta >= 0) {
+        s.guard.curr += units;
+        s.load.curr += units;
+        s.tokens = std::max(0.0, s.tokens - units);
+    } else {
+        refund_pair(s.guard, -units);
+        refund_pair(s.load, -units);
+        s.tokens = std::min(p.max_burst, s.tokens - units);
+    }
+}
+
+// Whether adjust_state exists for Algo (every algorithm has one; kept so a new algorithm
+// without one fails to offer MultiRateLimiter.adjust instead of failing to compile).
 template <class Algo, class = void>
 struct HasAdjust : std::false_type {};
 template <class Algo>
