@@ -266,7 +266,9 @@ class MultiRateLimiter:
 
         ``cost`` as in :meth:`is_allowed` but signed, e.g. ``{"tokens": used - estimated}``.
         A charge is never refused and may take a limit into debt (later requests wait until
-        it is paid back); a refund never exceeds a full quota. Atomic like a decision.
+        it is paid back; a bucket — token, leaky, GCRA — owes at most one whole bucket and
+        the rest of a larger charge is dropped); a refund never exceeds a full quota.
+        Atomic like a decision.
         Returns the state afterwards, as :meth:`peek` would.
         """
         result: MultiRateLimitResult = self._impl.adjust(key, cost)
