@@ -365,6 +365,15 @@ def test_async_paths(server: RedisServer, clock: FakeClock) -> None:
                                                                        (3, True, 3)]
             async_wrapped = ratelimiter.AsyncRateLimiter(limiter)
             assert (await async_wrapped.is_allowed("k")).allowed
+            # Adaptive through the same async script path (bursts of 2 x 2 and 2 x 3).
+            adaptive = MultiRateLimiter(backend, "2/second;3/minute", "adaptive", clock=clock,
+                                        key_prefix="async-adaptive:")
+            await adaptive.reset_async("k")
+            results = [(await adaptive.is_allowed_async("k")).allowed for _ in range(5)]
+            assert results == [True] * 4 + [False]
+            assert limits_of(await adaptive.peek_async("k")) == [(2, False, 0), (3, True, 2)]
+            assert limits_of(await adaptive.adjust_async("k", -2)) == [(2, True, 2),
+                                                                        (3, True, 4)]
 
     asyncio.run(run())
 
