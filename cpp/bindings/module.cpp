@@ -1,7 +1,30 @@
 // The extension module `ratelimiter._core`. Private: the package re-exports public names.
+#include <sqlite3.h>
+
 #include "convert.hpp"
 #include "modules.hpp"
+#include "ratelimiter/build_info.hpp"
 #include "result_object.hpp"
+
+namespace {
+
+// What went into this build (ratelimiter.build_info() documents the keys). The SQLite
+// version is the library's own answer at run time, which is what a dynamic link really got.
+pybind11::dict build_info() {
+    namespace b = ratelimiter::build;
+    pybind11::dict info;
+    info["hiredis"] = b::kHiredis;
+    info["hiredis_linkage"] = b::kHiredisLinkage;
+    info["hiredis_version"] = b::kHiredisVersion;
+    info["sqlite_version"] = sqlite3_libversion();
+    info["sqlite_linkage"] = b::kSqliteLinkage;
+    info["compiler"] = b::kCompiler;
+    info["build_type"] = b::kBuildType;
+    info["cxx_flags"] = b::kCxxFlags;
+    return info;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "smart-ratelimiter C++ core (private; use the ratelimiter package).";
@@ -13,4 +36,6 @@ PYBIND11_MODULE(_core, m) {
     ratelimiter::binding::register_limiters(m);
     ratelimiter::binding::register_multi(m);
     ratelimiter::binding::register_noop(m);
+    m.def("build_info", &build_info,
+          "What this build contains: hiredis (and its linkage), SQLite, compiler, flags.");
 }

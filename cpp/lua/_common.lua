@@ -19,11 +19,85 @@
 -- that runs in a few microseconds, and string.format costs ~3 us, so the hot path has none.
 local call = redis.call
 local floor, ceil = math.floor, math.ceil
-local pack, unpack_binary = struct.pack, struct.unpack
+local unpack = unpack or table.unpack  -- Lua 5.1 (Redis) | 5.2+ (fakeredis on lupa 5.4)
 local rep = string.rep
 
 local EPS = 1e-9
 local INF = math.huge
+
+-- pack(fmt, ...) / unpack_binary(fmt, raw): state and 'b' replies are little-endian IEEE
+-- doubles ('<d' repeated). Redis, Valkey and KeyDB embed the `struct` library; Lua >= 5.3
+-- has string.pack with the same format; fakeredis (Lua 5.1 through lupa) has neither, so
+-- the last branch encodes doubles with frexp/ldexp. All three produce the same bytes, so
+-- state written on one is read by another unchanged (test_fakeredis.py checks them byte for
+-- byte). The fallback knows only '<d' formats: the only ones the scripts use.
+local pack, unpack_binary
+local struct_lib = rawget(_G, 'struct')
+if struct_lib then
+    pack, unpack_binary = struct_lib.pack, struct_lib.unpack
+elseif string.pack then
+    pack, unpack_binary = string.pack, string.unpack
+else
+    local frexp, ldexp, char, byte = math.frexp, math.ldexp, string.char, string.byte
+    local function doubles_in(fmt)
+        local n = #fmt / 2
+        if fmt ~= rep('<d', n) then
+            error({ err = "ERR ratelimiter: no struct library for format '" .. fmt .. "'" })
+        end
+        return n
+    end
+    local function encode(x)
+        local sign, e, m = 0, 0, 0
+        if x < 0 or (x == 0 and 1 / x < 0) then sign, x = 128, -x end
+        if x ~= x then
+            e, m = 2047, 2 ^ 51  -- quiet NaN
+        elseif x == INF then
+            e = 2047
+        elseif x > 0 then
+            local f, ex = frexp(x)  -- x = f * 2^ex, 0.5 <= f < 1
+            e = ex + 1022
+            if e <= 0 then  -- subnormal: x in units of 2^-1074
+                m, e = ldexp(f, e + 52), 0
+            else
+                m = ldexp(f * 2 - 1, 52)
+            end
+        end
+        local b = {}
+        for i = 1, 6 do
+            b[i] = m % 256
+            m = floor(m / 256)
+        end
+        b[7] = (e % 16) * 16 + m
+        b[8] = sign + floor(e / 16)
+        return char(unpack(b))
+    end
+    local function decode(raw, at)
+        local b1, b2, b3, b4, b5, b6, b7, b8 = byte(raw, at, at + 7)
+        if not b8 then error({ err = 'ERR ratelimiter: truncated binary state' }) end
+        local sign = 1
+        if b8 >= 128 then sign = -1 end
+        local e = (b8 % 128) * 16 + floor(b7 / 16)
+        local m = (((((b7 % 16) * 256 + b6) * 256 + b5) * 256 + b4) * 256 + b3) * 65536
+                  + b2 * 256 + b1
+        if e == 2047 then
+            if m == 0 then return sign * INF end
+            return 0 / 0
+        end
+        if e == 0 then return sign * ldexp(m, -1074) end
+        return sign * ldexp(m + 2 ^ 52, e - 1075)
+    end
+    pack = function(fmt, ...)
+        local n, values, out = doubles_in(fmt), { ... }, {}
+        for i = 1, n do out[i] = encode(values[i]) end
+        return table.concat(out)
+    end
+    unpack_binary = function(fmt, raw)
+        local n, out = doubles_in(fmt), {}
+        for i = 1, n do out[i] = decode(raw, 8 * i - 7) end
+        out[n + 1] = 8 * n + 1  -- the next position, as struct.unpack returns it
+        return unpack(out, 1, n + 1)
+    end
+end
 -- Kept after a key's state is fresh again: harmless (a state past fresh_at decides like a
 -- new one) and it absorbs clock skew between clients in client-clock mode.
 local TTL_MARGIN_MS = 1000
@@ -60,6 +134,9 @@ local function floor_count(value)
 end
 local function finite(x) return x == x and x ~= INF and x ~= -INF end
 local function plausible_count(v) return v >= 0 and v <= MAX_COUNT end
+local function plausible_signed_count(v) return v >= -MAX_COUNT and v <= MAX_COUNT end
+-- kDebtBuckets (common.hpp): a bucket may owe at most one whole bucket after adjust.
+local DEBT_BUCKETS = 1.0
 local function plausible_index(k) return finite(k) and k == floor(k) end
 local function ahead_of_clock(t, now) return t > now + CLOCK_TOLERANCE end
 

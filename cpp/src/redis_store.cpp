@@ -6,7 +6,9 @@
 #include <cstring>
 #include <utility>
 
+#if RATELIMITER_HAVE_HIREDIS
 #include "hiredis_transport.hpp"
+#endif
 #include "ratelimiter/lua_multi_scripts.hpp"
 #include "ratelimiter/lua_scripts.hpp"
 
@@ -38,10 +40,19 @@ constexpr std::size_t kFixedFields = 5;
 
 }  // namespace
 
+#if RATELIMITER_HAVE_HIREDIS
 RedisStore::RedisStore(RedisOptions options, std::string key_prefix, bool use_server_time,
                        OnError on_error)
     : RedisStore(std::make_unique<detail::HiredisTransport>(std::move(options)),
                  std::move(key_prefix), use_server_time, on_error) {}
+#else
+// Built without hiredis (cmake/Dependencies.cmake): the Python RedisBackend never gets here,
+// it runs through a redis.Redis client instead (build_info()["hiredis"] is False).
+RedisStore::RedisStore(RedisOptions, std::string, bool, OnError) {
+    throw BackendError("this build of smart-ratelimiter has no native Redis path (built "
+                       "without hiredis); pass a redis.Redis client instead");
+}
+#endif
 
 RedisStore::RedisStore(std::unique_ptr<RedisTransport> transport, std::string key_prefix,
                        bool use_server_time, OnError on_error)

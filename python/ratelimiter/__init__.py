@@ -57,6 +57,24 @@ from .storage_uri import backend_from_uri
 
 __version__ = "0.2.0"
 
+
+def build_info() -> dict[str, object]:
+    """What the installed extension was built with, for bug reports and support questions.
+
+    Keys: ``version`` (the package's), ``hiredis`` (bool: whether the native Redis path is
+    in; without it :class:`RedisBackend` runs through a ``redis.Redis`` client),
+    ``hiredis_linkage`` (``"static"``, ``"dynamic"`` or ``"none"``), ``hiredis_version``,
+    ``sqlite_version`` (``sqlite3_libversion()`` of the library actually loaded),
+    ``sqlite_linkage``, ``compiler``, ``build_type`` and ``cxx_flags``.
+    ``python -m ratelimiter --version`` prints the same.
+    """
+    from . import _core
+
+    info: dict[str, object] = {"version": __version__}
+    info.update(_core.build_info())
+    return info
+
+
 __all__ = [
     "AdaptiveRateLimiter",
     "AsyncRateLimiter",
@@ -90,6 +108,7 @@ __all__ = [
     "asgi_composite_key_func",
     "asgi_ip_func",
     "async_rate_limit",
+    "build_info",
     "rate_limit",
     "wsgi_api_key_func",
     "wsgi_composite_key_func",

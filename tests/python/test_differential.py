@@ -1,5 +1,6 @@
 """One behaviour, every store: random traces of (key, time, cost) give the same decisions on
-MemoryBackend, RedisBackend (client clock) and, when available, SQLiteBackend.
+MemoryBackend, RedisBackend (client clock) on a redis-server and, when available, on fakeredis
+(the scripts without Redis's `struct` library) and SQLiteBackend.
 
 The Lua scripts and the SQLite store must reproduce the C++ step functions exactly (same
 floating-point operations in the same order); any drift shows up here as a counterexample.
@@ -71,6 +72,19 @@ def _sqlite_factory() -> Callable[[], Any] | None:
 SQLITE = _sqlite_factory()
 
 
+def _fakeredis_backend() -> Any:
+    """RedisBackend on fakeredis (Lua through lupa), if both are installed."""
+    try:
+        import fakeredis
+        import lupa  # noqa: F401 - fakeredis runs scripts only with it
+    except ImportError:
+        return None
+    return RedisBackend(fakeredis.FakeRedis(), use_server_time=False)
+
+
+FAKEREDIS = _fakeredis_backend()
+
+
 @pytest.fixture(scope="module")
 def redis_backend() -> Any:
     with RedisServer() as server:
@@ -101,14 +115,15 @@ def _run(redis_backend: Any, name: str, limit: int, window: float, extras: dict[
          start: float, steps: list[tuple[str, float, int, int]]) -> None:
     now = [start]
     prefix = f"diff{next(_example_ids)}:"  # fresh keys for every example
-    backends = [MemoryBackend(), redis_backend] + ([SQLITE()] if SQLITE else [])
+    backends = [MemoryBackend(), redis_backend] + ([SQLITE()] if SQLITE else []) + (
+        [FAKEREDIS] if FAKEREDIS else [])
     limiters = [CLASSES[name](b, limit, window, **extras, key_prefix=prefix,
                               clock=lambda: now[0]) for b in backends]
     for i, (key, dt, cost, op) in enumerate(steps):
         now[0] += dt
         results = [lim.peek(key) if op == 0 else lim.is_allowed(key, cost) for lim in limiters]
         for backend, result in zip(backends[1:], results[1:]):
-            _assert_same(results[0], result, f"step {i} on {type(backend).__name__}")
+            _assert_same(results[0], result, f"step {i} on {backend!r}")
 
 
 def _differential(name: str) -> Any:

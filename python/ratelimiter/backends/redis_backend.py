@@ -66,6 +66,9 @@ class RedisBackend(BaseBackend):
                 client = _redis_module().Redis.from_url(url)
         else:
             params = {} if client is None else _native_params(client)
+        if params is not None and not _NATIVE_REDIS:
+            client = _fallback_client(client, url, timeout, connect_timeout)
+            params = None
         self.key_prefix = key_prefix
         self.on_error = on_error
         self.use_server_time = bool(use_server_time)
@@ -170,6 +173,28 @@ class RedisBackend(BaseBackend):
     def __repr__(self) -> str:
         path = "native" if self.is_native else type(self._client).__name__
         return f"RedisBackend({path}, key_prefix={self.key_prefix!r}, on_error={self.on_error!r})"
+
+
+# Whether this build has the native hiredis path (cmake/Dependencies.cmake builds without it
+# when hiredis is missing). Without it every RedisBackend runs through a redis.Redis client.
+_NATIVE_REDIS = bool(_core.build_info()["hiredis"])
+
+
+def _fallback_client(client: Any, url: Optional[str], timeout: float,
+                     connect_timeout: float) -> Any:
+    """The client a build without hiredis runs through: the caller's, or one redis-py
+    builds from ``url`` (default ``redis://127.0.0.1:6379/0``) with the same timeouts."""
+    if client is not None:
+        return client
+    try:
+        redis = _redis_module()
+    except ImportError:
+        raise ConfigurationError(
+            "this build of smart-ratelimiter has no native Redis path (built without "
+            "hiredis): RedisBackend needs redis-py, pip install 'smart-ratelimiter[redis]'"
+        ) from None
+    return redis.Redis.from_url(url or "redis://127.0.0.1:6379/0", socket_timeout=timeout,
+                                socket_connect_timeout=connect_timeout)
 
 
 class _ClientOps:
