@@ -63,6 +63,17 @@ def test_adjust_charges_an_underestimate_so_later_calls_wait_for_it(
     assert timer.sleeps == approx([2.0])
 
 
+def test_a_charge_beyond_the_bucket_is_debt_that_later_calls_wait_out(
+        limiter: MultiRateLimiter, timer: FakeTimer) -> None:
+    limiter.acquire("llm", cost={"requests": 1, "tokens": 1_000})
+    limiter.adjust("llm", cost={"tokens": 95_000})  # used 96,000: 6,000 tokens of debt
+    with pytest.raises(RateLimitTimeout):
+        limiter.acquire("llm", cost={"requests": 1, "tokens": 1_000}, timeout=4.6)
+    # the debt plus this call's 1,000 tokens at 1,500/s
+    assert limiter.acquire("llm", cost={"requests": 1, "tokens": 1_000}).allowed
+    assert timer.sleeps == approx([7_000 / 1_500])
+
+
 def test_more_tokens_than_the_budget_fails_at_once(limiter: MultiRateLimiter,
                                                    timer: FakeTimer) -> None:
     with pytest.raises(ratelimiter.RateLimitExceeded) as info:
