@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import FakeClock
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from flask import Flask
 from http_servers import serve_asgi
@@ -126,6 +126,28 @@ def test_flask_usage_from_config_and_bad_input(clock: FakeClock) -> None:
     bad.config["RATELIMIT_USAGE_PATH"] = "/a*"
     with pytest.raises(ConfigurationError, match="RATELIMIT_USAGE_PATH"):
         FlaskRateLimiter(bad)
+
+
+def test_flask_usage_leaves_out_exempt_rules_and_broken_key_functions(
+        clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask(__name__)
+    limiter = FlaskRateLimiter(app, backend=MemoryBackend(), clock=clock,
+                               usage_path="/rate_limit")
+
+    @app.get("/staff")
+    @limiter.limit("2/minute", exempt_when=lambda r: r.headers.get("X-Staff") == "1")
+    def staff() -> str:
+        return "staff"
+
+    @app.get("/broken", endpoint="usage_broken_key")  # a name no other test logs
+    @limiter.limit("2/minute", key_func=lambda r: 1 / 0)
+    def broken() -> str:
+        return "broken"
+
+    client = app.test_client()
+    assert quotas(client.get("/rate_limit").get_json()) == {"/staff 2/minute": (2, 2)}
+    assert "usage_broken_key" in caplog.text and "ZeroDivisionError" in caplog.text
+    assert quotas(client.get("/rate_limit", headers={"X-Staff": "1"}).get_json()) == {}
 
 
 def test_flask_near_limit_once_per_limit_per_window(clock: FakeClock) -> None:
@@ -327,6 +349,6 @@ def test_django_near_limit_once_per_window(clock: FakeClock) -> None:
                        ({"ON_NEAR_LIMIT": 3}, "on_near_limit"),
                        ({"NEAR_LIMIT_RATIO": 0}, "near_limit_ratio"),
                        ({"CLOCK": 3}, "CLOCK")):
-        with override_settings(RATELIMITER={**DJANGO, **bad}):
-            with pytest.raises(ConfigurationError, match=match):
-                Client().get("/ping")
+        with override_settings(RATELIMITER={**DJANGO, **bad}), \
+                pytest.raises(ConfigurationError, match=match):
+            Client().get("/ping")

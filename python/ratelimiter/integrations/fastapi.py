@@ -181,10 +181,7 @@ class RateLimit:
                                  or request.url.path)
 
     def _decider_for(self, method: str, path: str) -> Decider:
-        if self.scope is not None:
-            where = f"shared:{self.scope}"
-        else:
-            where = f"route:{method} {path}"
+        where = f"shared:{self.scope}" if self.scope is not None else f"route:{method} {path}"
         decider = self._deciders.get(where)
         if decider is None:
             with self._lock:

@@ -105,9 +105,11 @@ class _AppState:
     view's first request, so decorators may run before ``init_app``)."""
 
     def __init__(self, backend: Any, default_limits: Optional[list[Limit]], algorithm: Any,
-                 policy: ResponsePolicy, enabled: bool, usage_path: Optional[str]) -> None:
+                 policy: ResponsePolicy, enabled: bool, usage_path: Optional[str],
+                 alerts: Optional[NearLimitAlerts]) -> None:
         self.backend = backend
         self.usage_path = usage_path
+        self.alerts = alerts
         self.default_limits = default_limits
         self.algorithm = algorithm
         self.policy = policy
@@ -162,8 +164,9 @@ class FlaskRateLimiter:
     ) -> None:
         self.backend = backend
         self.usage_path = check_usage_path(usage_path)
-        self.alerts: Optional[NearLimitAlerts] = near_limit_alerts(on_near_limit,
-                                                                   near_limit_ratio)
+        # Checked now; each app gets its own tracker in init_app.
+        self._near: Optional[NearLimitAlerts] = near_limit_alerts(on_near_limit,
+                                                                  near_limit_ratio)
         self.default_limits = (None if default_limits is None
                                else parse_for_view(default_limits, "default_limits"))
         self.key_func: Callable[[Any], str] = key_func or _peer
@@ -200,7 +203,9 @@ class FlaskRateLimiter:
                 raise ConfigurationError(f"RATELIMIT_USAGE_PATH: {exc}") from exc
         app.extensions[_EXTENSION] = _AppState(
             backend, defaults, algorithm, policy, bool(config.get("RATELIMIT_ENABLED", True)),
-            usage_path)
+            usage_path,
+            None if self._near is None
+            else NearLimitAlerts(self._near.callback, self._near.tracker.ratio))
         app.before_request(self._before_request)
         app.after_request(self._after_request)
 
@@ -296,7 +301,7 @@ class FlaskRateLimiter:
             rules = [rule if rule.on_breach else _with_on_breach(rule, self.on_breach)
                      for rule in rules]
         return Decider(rules, state.backend, state.algorithm, f"endpoint {endpoint!r}",
-                       self.key_func, self.clock, self.alerts)
+                       self.key_func, self.clock, state.alerts)
 
     def _usage(self, state: _AppState) -> Response:
         """The caller's quotas for every limited view, peeked (never counted)."""
