@@ -197,6 +197,75 @@ def test_decoders_accept_arbitrary_doubles_without_over_admitting(
     assert admitted <= 5 + 5 * math.ceil(elapsed / 60.0) + 5
 
 
+# ---- bucket debt (MultiRateLimiter.adjust): legitimate, bounded, never corrupt -------------
+
+BUCKET_CLASSES = [ratelimiter.TokenBucketRateLimiter, ratelimiter.LeakyBucketRateLimiter,
+                  ratelimiter.GCRARateLimiter]
+
+
+def _in_debt(cls: Any, debt: float, last: float) -> list[float]:
+    """The state a charge of 5 + debt units leaves in a 5-unit bucket at `last`."""
+    if cls is ratelimiter.TokenBucketRateLimiter:
+        return [-debt, last]
+    return [5.0 + debt, last]  # leaky bucket level / GCRA units in flight
+
+
+@settings(max_examples=200, deadline=None)
+@given(cls=st.sampled_from(BUCKET_CLASSES),
+       debt=st.floats(min_value=0.0, max_value=5.0) | st.integers(0, 5).map(float))
+def test_debt_an_adjust_wrote_is_honoured_exactly(cls: Any, debt: float) -> None:
+    """Up to one whole bucket of debt is a state adjust writes, not corruption: the plain
+    limiter waits exactly until it is repaid (5 per 60 s: 12 s a unit)."""
+    clock = FakeClock(1_000.0)
+    backend = DictBackend()
+    limiter = cls(backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    (key,) = backend.data
+    backend.data[key] = _in_debt(cls, debt, 1_000.0)
+    rejected = limiter.is_allowed("k")
+    assert not rejected.allowed
+    assert rejected.remaining == 0
+    assert rejected.retry_after == pytest.approx((1.0 + debt) * 12.0, rel=1e-12)
+    clock.advance(rejected.retry_after)
+    assert limiter.is_allowed("k").allowed
+
+
+@pytest.mark.parametrize("store", ["dict", "sqlite", "redis"])
+@pytest.mark.parametrize("cls", BUCKET_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("debt", "retry"), [(3.0, 48.0), (5.0, 72.0), (1e6, 72.0),
+                                             (1e300, None)])
+def test_debt_beyond_one_bucket_is_clamped_and_garbage_is_fresh(
+        store: str, cls: Any, debt: float, retry: Any, redis_server: RedisServer,
+        tmp_path: Any) -> None:
+    """Within one bucket: exact wait; beyond (a capacity lowered while in debt): clamped to
+    one bucket (72 s); beyond 2**52 units (nothing could write it): a fresh key."""
+    clock = FakeClock(1_000.0)
+    if store == "dict":
+        backend: Any = DictBackend()
+    elif store == "sqlite":
+        backend = SQLiteBackend(str(tmp_path / "rl.db"))
+    else:
+        client = redis_server.client()
+        client.flushall()
+        backend = RedisBackend(client, use_server_time=False)
+    limiter = cls(backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    values = _in_debt(cls, debt, 1_000.0)
+    if store == "dict":
+        (key,) = backend.data
+        backend.data[key] = values
+    elif store == "sqlite":
+        _tamper_sqlite(str(tmp_path / "rl.db"), values)
+    else:
+        _tamper_redis(client, values)
+    if retry is None:
+        assert _admitted(limiter, 8) == 5
+        return
+    result = limiter.is_allowed("k")
+    assert not result.allowed
+    assert result.retry_after == pytest.approx(retry, abs=1e-9)
+
+
 def test_nan_state_from_a_custom_backend_is_a_fresh_key() -> None:
     for cls in CARRYING:
         backend = DictBackend()
