@@ -13,8 +13,9 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 import redis

@@ -14,7 +14,8 @@ disagrees with them. Such rows say ``doc`` in the ``check`` column.
 
 File format (read by tests/cpp/test_golden_traces.cpp and tests/python/test_golden_traces.py):
 ``#`` lines are comments; the first other line names the columns:
-``scenario,now,op,cost,limit,window,<algorithm params>,allowed,remaining,retry_after,reset_after,check``.
+``scenario,now,op,cost,limit,window,<algorithm params>,`` then
+``allowed,remaining,retry_after,reset_after,check``.
 One scenario is one key; rows run in order; ``op`` is ``consume`` (``is_allowed(key, cost)``)
 or ``peek`` (``peek(key)``, cost 1). ``limit``/``window``/params may change between rows of a
 scenario (a config change: the state carries over as docs/ALGORITHMS.md "Parameter changes"
@@ -223,7 +224,7 @@ def run(algorithm: str) -> list[dict[str, Any]]:
             kwargs = {k: v for k, v in config.items()
                       if k not in ("limit", "window") and v is not None}
             limiter = CLASSES[algorithm](backend, config["limit"], config["window"],
-                                         clock=lambda: now, **kwargs)
+                                         clock=lambda now=now: now, **kwargs)
             result = (limiter.peek(scenario.name) if step.op == "peek"
                       else limiter.is_allowed(scenario.name, step.cost))
             got = (result.allowed, result.remaining, result.retry_after, result.reset_after)
