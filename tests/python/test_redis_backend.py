@@ -1,5 +1,5 @@
 """RedisBackend against a real redis-server: exactness under concurrency, outages, script
-cache flushes, TTLs and one round trip per decision (issue 3 acceptance)."""
+cache flushes, TTLs and one round trip per decision."""
 
 from __future__ import annotations
 
