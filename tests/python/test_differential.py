@@ -95,7 +95,7 @@ FAKEREDIS = _fakeredis_backend()
 @pytest.fixture(scope="module")
 def redis_backend() -> Any:
     with RedisServer() as server:
-        backend = RedisBackend(redis.Redis(port=server.port), use_server_time=False)
+        backend = RedisBackend(redis.Redis(port=server.port), use_server_time=False, timeout=5.0)
         yield backend
         backend.close()
 

@@ -91,7 +91,7 @@ STORES: dict[str, Callable[[Any, Path], Any]] = {
     "memory": lambda server, tmp: MemoryBackend(),
     "sqlite_file": lambda server, tmp: SQLiteBackend(str(tmp / "golden.db")),
     "redis": lambda server, tmp: RedisBackend(redis.Redis(port=server.port),
-                                              use_server_time=False),
+                                              use_server_time=False, timeout=5.0),
     "fakeredis": lambda server, tmp: _fakeredis(),
     "custom_base_backend": lambda server, tmp: DictBackend(),
 }

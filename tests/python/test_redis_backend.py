@@ -66,6 +66,9 @@ def make_limiter(name: str, port: int, server_time: bool, **backend_kwargs: Any)
     continuously (token/leaky bucket, GCRA, adaptive) get a one-day window: less than one
     unit refills during the test and the count stays exact.
     """
+    # A generous timeout: these tests count admissions, and a loaded CI machine may stall a
+    # thread longer than the 0.5 s default (a timeout would lose a decision, not test one).
+    backend_kwargs.setdefault("timeout", 5.0)
     backend = RedisBackend(redis.Redis(port=port), use_server_time=server_time,
                            **backend_kwargs)
     window = 86_400.0 if server_time and name not in WINDOWED else 60.0
@@ -291,11 +294,13 @@ def test_every_key_has_a_ttl_after_ten_thousand_keys(client: Any, server: RedisS
 
 @pytest.mark.slow
 def test_keys_expire_once_fresh(client: Any, server: RedisServer) -> None:
-    backend = RedisBackend(redis.Redis(port=server.port))  # server time: TTLs in real time
+    backend = RedisBackend(redis.Redis(port=server.port), timeout=5.0)  # server time: real TTLs
+    # A 2 s window (+ the 1 s TTL margin): all 700 keys exist when counted, even on a loaded
+    # machine, and all are gone a few seconds later.
     for cls in ALL_LIMITERS:
-        cls(backend, 3, 0.05).is_allowed_many([f"k{i}" for i in range(100)])
+        cls(backend, 3, 2.0).is_allowed_many([f"k{i}" for i in range(100)])
     assert client.dbsize() == 700
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 20.0
     while client.dbsize() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert client.dbsize() == 0
