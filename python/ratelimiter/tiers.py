@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._protocols import Scope, SyncLimiter
 from ._routes import RouteTable
-from .algorithms.async_base import AnyLimiter, AsyncRateLimiter
+from .algorithms.async_base import AnyLimiter, _sync_limiter
 from .algorithms.base import RateLimitResult
 from .algorithms.token_bucket import TokenBucketRateLimiter
 from .exceptions import ConfigurationError
@@ -173,9 +173,7 @@ class TieredLimits:
         self, key: str, *, plan: Optional[str] = None, path: str = "/", method: str = "GET"
     ) -> RateLimitResult:
         """Decide a request by ``key`` on ``plan``'s limiter at ``path``'s cost (sync)."""
-        limiter = self.limiter(plan)
-        if isinstance(limiter, AsyncRateLimiter):
-            limiter = limiter.limiter
+        limiter: SyncLimiter = _sync_limiter(self.limiter(plan))
         return limiter.is_allowed(key, self.cost(path, method))
 
     # Hooks for RateLimitMiddleware (WSGI): route_limiters=..., cost=...

@@ -179,6 +179,11 @@ async def _is_allowed_any(
     return await _decide(limiter, _dispatch_mode(limiter), executor, key, cost)
 
 
+def _sync_limiter(limiter: AnyLimiter) -> SyncLimiter:
+    """The synchronous limiter behind ``limiter`` (an AsyncRateLimiter is unwrapped)."""
+    return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
+
+
 def _as_async(limiter: AnyLimiter) -> AsyncRateLimiter:
     """``limiter`` itself if it is an :class:`AsyncRateLimiter`, else a wrapper around it."""
     if isinstance(limiter, AsyncRateLimiter):
