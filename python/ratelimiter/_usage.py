@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from .algorithms.async_base import AnyLimiter, _sync_limiter
-from .algorithms.base import RateLimitResult
 from .metrics import clock_of
+from .result import RateLimitResult
 
 __all__ = [
     "METHOD_NOT_ALLOWED_BODY",

@@ -32,8 +32,8 @@ from .algorithms.async_base import (
     _sync_limiter,
     async_rate_limit,
 )
-from .algorithms.base import RateLimitResult
 from .exceptions import RateLimitExceeded
+from .result import RateLimitResult
 
 __all__ = ["RateLimitContext", "rate_limit"]
 

@@ -38,7 +38,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional
 
 from .algorithms.async_base import _sync_limiter
-from .algorithms.base import RateLimitResult
+from .result import RateLimitResult
 
 __all__ = [
     "InMemoryMetricsCollector",

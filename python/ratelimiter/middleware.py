@@ -73,7 +73,6 @@ from ._usage import (
     usage_headers,
 )
 from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any, _sync_limiter
-from .algorithms.base import RateLimitResult
 from .integrations._policy import (
     REJECTION_BODY,
     HeaderStyle,
@@ -90,6 +89,7 @@ from .metrics import (
     notify_near_limit_async,
     notify_near_limit_sync,
 )
+from .result import RateLimitResult
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 from ._protocols import Scope, SyncLimiter
 from ._routes import RouteTable
 from .algorithms.async_base import AnyLimiter, _sync_limiter
-from .algorithms.base import RateLimitResult
 from .algorithms.token_bucket import TokenBucketRateLimiter
 from .exceptions import ConfigurationError
 from .key_funcs import (
@@ -50,6 +49,7 @@ from .key_funcs import (
     wsgi_header,
 )
 from .limits import Limit, parse_limits
+from .result import RateLimitResult
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

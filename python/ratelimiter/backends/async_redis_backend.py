@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Optional, TypeVar
 
 from ..exceptions import BackendError, ConfigurationError
+from ..result import RateLimitResult
 from ._redis_common import (
     Scripts,
     check_on_error,
@@ -62,10 +63,12 @@ class AsyncRedisBackend:
         self.key_prefix = key_prefix
         self.use_server_time = bool(use_server_time)
         self._keys = key_namer(key_prefix)
-        # Binary replies (packed doubles) unless the client decodes every reply as UTF-8.
+        # Scripts reply with packed doubles unless the client decodes every reply as UTF-8
+        # (then with %.17g strings); the limiter asks for the format the client can carry.
         pool = getattr(client, "connection_pool", None)
         decodes = getattr(pool, "connection_kwargs", {}).get("decode_responses", False)
-        self._reply_format = "t" if decodes else "b"
+        #: Whether script replies are binary (packed doubles) rather than text.
+        self.binary_replies = not decodes
 
     @property
     def counters(self) -> dict[str, int]:
@@ -135,8 +138,6 @@ class AsyncRedisBackend:
         short retry (the outage's length is unknown) — as RedisBackend's native store.
         Not for ``on_error="raise"`` (the caller re-raises the error instead).
         """
-        from ..algorithms.base import RateLimitResult  # lazy: algorithms import backends
-
         if self.on_error == "allow":
             self._fallback_allowed += 1
             return RateLimitResult(True, key, limit, 0, 0.0, 0.0, {"on_error": "allow"},
