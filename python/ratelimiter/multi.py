@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _core
-from .algorithms.base import NativeRateLimiter, run_off_loop
+from .algorithms.base import NativeRateLimiter, batch_keys, run_off_loop
 from .backends.base import BaseBackend
 from .exceptions import BackendError, ConfigurationError, ConfigurationTypeError
 from .limits import Limit, LimitSpec, parse_limits
@@ -246,13 +246,8 @@ class MultiRateLimiter:
 
         Every key is validated before any is decided; a single ``str`` is a ``TypeError``.
         """
-        if isinstance(keys, (str, bytes, bytearray)):
-            raise ConfigurationTypeError(
-                f"keys must be an iterable of str, not a single {type(keys).__name__} "
-                "(use is_allowed for one key)")
-        if not isinstance(keys, (list, tuple)):
-            keys = list(keys)
-        results: list[MultiRateLimitResult] = self._impl.is_allowed_many(keys, cost)
+        results: list[MultiRateLimitResult] = self._impl.is_allowed_many(batch_keys(keys),
+                                                                          cost)
         return results
 
     def peek(self, key: str) -> MultiRateLimitResult:

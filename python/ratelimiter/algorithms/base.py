@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, ClassVar, Optional
 
 from ..backends.base import BaseBackend
@@ -37,6 +37,19 @@ async def run_off_loop(backend: object, func: Callable[..., Any], *args: Any) ->
     if never_blocks(backend):
         return func(*args)
     return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+def batch_keys(keys: Iterable[str]) -> Sequence[str]:
+    """``keys`` as one list or tuple for a batch call into C++.
+
+    A single ``str`` (or ``bytes``) is a ``TypeError``, not a sequence of one-character keys.
+    """
+    if isinstance(keys, (str, bytes, bytearray)):
+        raise ConfigurationTypeError(
+            f"keys must be an iterable of str, not a single {type(keys).__name__} "
+            "(use is_allowed for one key)"
+        )
+    return keys if isinstance(keys, (list, tuple)) else list(keys)
 
 
 class BaseAlgorithm(ABC):
@@ -160,14 +173,7 @@ class NativeRateLimiter(BaseAlgorithm):
         Every key is validated before any is decided. A single ``str`` (or ``bytes``) is a
         ``TypeError``, not a sequence of one-character keys.
         """
-        if isinstance(keys, (str, bytes, bytearray)):
-            raise ConfigurationTypeError(
-                f"keys must be an iterable of str, not a single {type(keys).__name__} "
-                "(use is_allowed for one key)"
-            )
-        if not isinstance(keys, (list, tuple)):
-            keys = list(keys)
-        results: list[RateLimitResult] = self._impl.is_allowed_many(keys, cost)
+        results: list[RateLimitResult] = self._impl.is_allowed_many(batch_keys(keys), cost)
         return results
 
     def peek(self, key: str) -> RateLimitResult:
