@@ -122,6 +122,36 @@ public:
         });
     }
 
+    // ops.eval_many(name, keys, args) → one item per key: the reply, or the exception
+    // that key's call raised (e.g. a redis-py pipeline run with raise_on_error=False).
+    std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args) override {
+        const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+        py::gil_scoped_acquire gil;
+        return guarded([&] {
+            py::list py_keys;
+            for (const auto& k : keys) py_keys.append(py::str(k));
+            py::list py_args;
+            for (const auto& a : args) py_args.append(py::str(a));
+            const py::object replies = ops_.attr("eval_many")(script.name, py_keys, py_args);
+            std::vector<ScriptReply> out;
+            out.reserve(keys.size());
+            for (py::handle reply : py::reinterpret_borrow<py::sequence>(replies)) {
+                ScriptReply r;
+                if (PyExceptionInstance_Check(reply.ptr())) {
+                    r.error = type_name(reply) + ": " +
+                              py::str(reply).cast<std::string>();
+                } else {
+                    for (py::handle e : py::reinterpret_borrow<py::sequence>(reply)) {
+                        r.fields.push_back(e.cast<std::string>());
+                    }
+                }
+                out.push_back(std::move(r));
+            }
+            return out;
+        });
+    }
+
     void del(const std::string& key) override {
         py::gil_scoped_acquire gil;
         guarded([&] {
@@ -148,11 +178,16 @@ private:
     template <class F>
     auto guarded(F&& f) -> decltype(f()) {
         static PyObject* connection_error = exceptions_attr("BackendConnectionError");
+        // A configuration mistake found on the way (keys of one decision in several cluster
+        // slots) is not an outage: it reaches the caller as is, whatever on_error says.
+        static PyObject* configuration_error = exceptions_attr("ConfigurationError");
         try {
             return f();
         } catch (py::error_already_set& e) {
-            if (!e.matches(PyExc_Exception)) throw;
-            const std::string message = type_name(e.type()) + ": " + py::str(e.value()).cast<std::string>();
+            if (!e.matches(PyExc_Exception) || e.matches(configuration_error)) throw;
+            // e.type() is the exception's class: its __name__, not type_name (that is "type").
+            const std::string message = e.type().attr("__name__").cast<std::string>() + ": " +
+                                        py::str(e.value()).cast<std::string>();
             if (e.matches(connection_error)) throw BackendConnectionError(message);
             throw BackendError(message);
         } catch (const py::cast_error& e) {

@@ -248,7 +248,12 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
         throw BackendError("redis " + std::string(script.name) + " script failed: " +
                            reply_text(reply.get()));
     }
-    if (reply->type == REDIS_REPLY_STRING) return {reply_text(reply.get())};
+    return script_fields(script, reply.get());
+}
+
+std::vector<std::string> HiredisTransport::script_fields(const lua::Script& script,
+                                                         const redisReply* reply) {
+    if (reply->type == REDIS_REPLY_STRING) return {reply_text(reply)};
     if (reply->type != REDIS_REPLY_ARRAY) {
         throw BackendError("redis " + std::string(script.name) + " script returned neither a "
                            "string nor a list");
@@ -262,6 +267,66 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
                                " script returned a non-string field");
         }
         out.push_back(reply_text(e));
+    }
+    return out;
+}
+
+// Every EVALSHA is appended to the connection's output buffer first and the replies read
+// afterwards: hiredis writes the buffer on the first redisGetReply, so the whole batch costs
+// one round trip (Redis answers pipelined commands in order). NOSCRIPT replies (a flushed
+// script cache) are retried as EVAL of the source, again pipelined.
+std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
+                                                     const std::vector<std::string>& keys,
+                                                     const std::vector<std::string>& args) {
+    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    std::vector<const char*> argv{"EVALSHA", script.sha1, "1", nullptr};
+    std::vector<std::size_t> lengths{7, std::strlen(script.sha1), 1, 0};
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    std::vector<Reply> replies(keys.size());
+    Lease lease = acquire();
+    redisContext* c = lease.connection.get();
+    const auto send_and_read = [&](const std::vector<std::size_t>& which) {
+        for (std::size_t i : which) {
+            argv[3] = keys[i].data();
+            lengths[3] = keys[i].size();
+            if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(),
+                                       lengths.data()) != REDIS_OK) {
+                throw_io_error(c, argv[0]);
+            }
+        }
+        for (std::size_t i : which) {
+            void* raw = nullptr;
+            if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, argv[0]);
+            replies[i] = Reply(static_cast<redisReply*>(raw));
+        }
+    };
+    std::vector<std::size_t> all(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) all[i] = i;
+    send_and_read(all);
+    std::vector<std::size_t> missing;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (is_error(replies[i].get()) && std::strncmp(replies[i]->str, "NOSCRIPT", 8) == 0) {
+            missing.push_back(i);
+        }
+    }
+    if (!missing.empty()) {
+        argv[0] = "EVAL";
+        lengths[0] = 4;
+        argv[1] = script.source;
+        lengths[1] = std::strlen(script.source);
+        send_and_read(missing);
+    }
+    give_back(std::move(lease));
+    std::vector<ScriptReply> out(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (is_error(replies[i].get())) {
+            out[i].error = reply_text(replies[i].get());
+        } else {
+            out[i].fields = script_fields(script, replies[i].get());
+        }
     }
     return out;
 }

@@ -28,6 +28,8 @@ public:
                                   const std::vector<std::string>& args) override;
     std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args) override;
+    std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args) override;
     void del(const std::string& key) override;
     RedisValue command(const std::vector<std::string>& argv) override;
     void close() override;
@@ -53,6 +55,9 @@ private:
     std::vector<std::string> run_script(const lua::Script& script,
                                         const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args);
+    // The fields of a script's (non-error) reply: one binary string or a list of strings.
+    static std::vector<std::string> script_fields(const lua::Script& script,
+                                                  const redisReply* reply);
     Lease acquire();
     void give_back(Lease lease);
     Connection connect();

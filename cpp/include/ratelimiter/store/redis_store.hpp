@@ -53,6 +53,13 @@ struct RedisValue {
     std::vector<RedisValue> elements;
 };
 
+// One script call's outcome in a pipelined batch: the reply's fields (as eval returns them),
+// or, if that call failed on the server (an error reply), its error text.
+struct ScriptReply {
+    std::vector<std::string> fields;
+    std::string error;  // non-empty: this call failed
+};
+
 // How commands reach Redis: hiredis connections (RedisStore's default), or anything else
 // (the Python binding runs scripts through a user's redis-py client). Implementations throw
 // BackendConnectionError when Redis cannot be reached, BackendError for any other failure.
@@ -68,6 +75,12 @@ public:
     virtual std::vector<std::string> eval_multi(AlgorithmId algorithm,
                                                 const std::vector<std::string>& keys,
                                                 const std::vector<std::string>& args) = 0;
+    // The single-key script once per key, every call with the same ARGV, pipelined: one
+    // round trip per node instead of one per key. A failed round trip throws (as eval); an
+    // error reply fails only its own key. The default runs eval key by key.
+    virtual std::vector<ScriptReply> eval_many(AlgorithmId algorithm,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args);
     virtual void del(const std::string& key) = 0;
     // Any command (argv[0] is its name).
     virtual RedisValue command(const std::vector<std::string>& argv) = 0;
@@ -109,6 +122,23 @@ public:
                          transport_->binary_replies());
         append_params(args, params);
         return decide(Algo::id, key, args);
+    }
+
+    // One step of Algo on each of `keys` (limiter prefix included), at one `now`, pipelined
+    // (RedisTransport::eval_many): out[i] is keys[i]'s decision. A key whose call failed gets
+    // the on_error answer (or BackendError under "raise", after the whole batch ran).
+    template <class Algo>
+    void apply_many(const std::vector<std::string>& keys, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Decision* out) {
+        std::vector<std::string> args;
+        args.reserve(16);
+        append_call_args(args, use_server_time_, now, cost, Operation::consume,
+                         transport_->binary_replies());
+        append_params(args, params);
+        std::vector<std::string> storage_keys;
+        storage_keys.reserve(keys.size());
+        for (const std::string& key : keys) storage_keys.push_back(storage_key(key, Algo::name));
+        decide_many(Algo::id, storage_keys, args, out);
     }
 
     // Several limits of one key at once (MultiRateLimiter): one EVALSHA of the algorithm's
@@ -188,6 +218,8 @@ public:
 private:
     Decision decide(AlgorithmId algorithm, std::string_view key,
                     const std::vector<std::string>& args);
+    void decide_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args, Decision* out);
     bool decide_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                       const std::vector<std::string>& args, Decision* out);
     bool erase_key(const std::string& key);
