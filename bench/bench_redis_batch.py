@@ -41,22 +41,25 @@ def per_second(call: Callable[[], int], seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
+def single_and_batch(limiter: Any, keys: list[str], seconds: float) -> tuple[float, float]:
+    """Decisions/s of is_allowed one key at a time, and of is_allowed_many(keys)."""
+    counter = iter(range(10**12))
+
+    def single() -> int:
+        limiter.is_allowed(keys[next(counter) % len(keys)])
+        return 1
+
+    def many() -> int:
+        limiter.is_allowed_many(keys)
+        return len(keys)
+
+    return per_second(single, seconds), per_second(many, seconds)
+
+
 def measure(label: str, backend: Any, seconds: float, batch: int) -> None:
     keys = [f"user{i}" for i in range(batch)]
     for name, make in LIMITERS.items():
-        limiter = make(backend, 1_000_000_000, 3600.0)
-        counter = iter(range(10**12))
-
-        def single() -> int:
-            limiter.is_allowed(keys[next(counter) % batch])
-            return 1
-
-        def many() -> int:
-            limiter.is_allowed_many(keys)
-            return batch
-
-        one = per_second(single, seconds)
-        batched = per_second(many, seconds)
+        one, batched = single_and_batch(make(backend, 1_000_000_000, 3600.0), keys, seconds)
         print(f"{label:<10} {name:<24} single {one:>10,.0f}/s   batch of {batch} "
               f"{batched:>10,.0f}/s   x{batched / one:5.1f}")
 

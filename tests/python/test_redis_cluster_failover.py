@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-import redis
 from conftest import ALL_LIMITERS, FakeClock, make_exact
 from redis.crc import key_slot
 from redis_cluster import RedisCluster

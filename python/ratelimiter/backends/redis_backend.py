@@ -354,7 +354,7 @@ def _cluster_client(url: str, timeout: float, connect_timeout: float) -> Any:
     from redis.cluster import ClusterNode, RedisCluster
 
     parts = _split_url(url)
-    nodes = [ClusterNode(*_host_and_port(_masked(url), node))
+    nodes = [ClusterNode(*_host_and_port(_masked(url), node))  # type: ignore[no-untyped-call]
              for node in _cluster_nodes(url, parts)]
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     try:
