@@ -86,6 +86,7 @@ def test_slot_migration_under_traffic_is_exact_and_silent(cluster: RedisCluster,
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
+    moved_before = redirections(cluster, source)
     started.wait()
     for _ in range(100):  # let traffic run, then move the slot under it
         decided.acquire()
@@ -97,7 +98,20 @@ def test_slot_migration_under_traffic_is_exact_and_silent(cluster: RedisCluster,
     assert cluster.master_of_slot(slot) == target
     assert cluster.node(target).exists(storage) == 1
     assert limiter.backend.counters["errors"] == 0
+    # The client really was redirected (MOVED and/or ASK) and followed without a word.
+    assert redirections(cluster, source) > moved_before
     client.close()
+
+
+def redirections(cluster: RedisCluster, port: int) -> int:
+    """MOVED + ASK replies the node has sent (INFO errorstats)."""
+    node = cluster.node(port)
+    try:
+        stats = node.info("errorstats")
+    finally:
+        node.close()
+    return sum(int(stats.get(f"errorstat_{kind}", {}).get("count", 0))
+               for kind in ("MOVED", "ASK"))
 
 
 def _algorithm(limiter: Any) -> str:
@@ -144,6 +158,7 @@ def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster
     client = cluster.client(socket_timeout=0.5, socket_connect_timeout=0.2)
     backend = RedisBackend(client, use_server_time=False, on_error="deny")
     limiter = make_exact(BY_NAME["TokenBucketRateLimiter"], backend, 10, 3600.0, clock=clock)
+    probe = make_exact(BY_NAME["FixedWindowRateLimiter"], backend, 10**9, 3600.0, clock=clock)
     victim = cluster.masters()[0]
     doomed = key_on(cluster, backend, victim, "doomed")
     safe = key_on(cluster, backend, victim, "safe", others=True)
@@ -162,7 +177,8 @@ def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster
             break
         assert result.allowed is False
         fallbacks += 1
-        # Other masters' slots decide normally meanwhile (their own counts, exactly).
+        # Other masters' slots decide normally meanwhile.
+        assert not probe.is_allowed(safe).metadata.get("on_error")
         assert time.monotonic() < deadline, "no failover within 30 s"
     assert fallbacks >= 1
     # The first real decision after the failover continues from the replicated state: 4
