@@ -227,8 +227,15 @@ void register_redis_store(py::module_& m) {
         .def(py::init([](std::string host, int port, int db, std::string username,
                          std::string password, std::string unix_socket, py::handle timeout,
                          py::handle connect_timeout, std::string key_prefix,
-                         bool use_server_time, const std::string& on_error) {
+                         bool use_server_time, const std::string& on_error,
+                         std::vector<std::pair<std::string, int>> cluster_nodes) {
                  if (port <= 0 || port > 65535) raise_configuration_error("port must be in 1..65535");
+                 for (const auto& node : cluster_nodes) {
+                     if (node.first.empty() || node.second <= 0 || node.second > 65535) {
+                         raise_configuration_error(
+                             "cluster_nodes must be (host, port) pairs with a port in 1..65535");
+                     }
+                 }
                  if (db < 0) raise_configuration_error("db must be >= 0");
                  RedisOptions options;
                  options.host = std::move(host);
@@ -239,14 +246,18 @@ void register_redis_store(py::module_& m) {
                  options.unix_socket = std::move(unix_socket);
                  options.command_timeout = timeout_arg(timeout, "timeout");
                  options.connect_timeout = timeout_arg(connect_timeout, "connect_timeout");
+                 options.cluster_nodes = std::move(cluster_nodes);
+                 const OnError policy = parse_on_error(on_error);
+                 py::gil_scoped_release release;  // a cluster store loads its slot map now
                  return std::make_shared<RedisStore>(std::move(options), std::move(key_prefix),
-                                                     use_server_time, parse_on_error(on_error));
+                                                     use_server_time, policy);
              }),
              py::kw_only(), py::arg("host") = "127.0.0.1", py::arg("port") = 6379,
              py::arg("db") = 0, py::arg("username") = "", py::arg("password") = "",
              py::arg("unix_socket") = "", py::arg("timeout") = 0.5,
              py::arg("connect_timeout") = 0.25, py::arg("key_prefix") = RedisStore::kDefaultKeyPrefix,
-             py::arg("use_server_time") = true, py::arg("on_error") = "raise")
+             py::arg("use_server_time") = true, py::arg("on_error") = "raise",
+             py::arg("cluster_nodes") = std::vector<std::pair<std::string, int>>{})
         .def_static(
             "with_client_ops",
             [](py::object ops, std::string key_prefix, bool use_server_time,

@@ -217,6 +217,35 @@ std::vector<std::string> HiredisTransport::eval_multi(AlgorithmId algorithm,
 std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
                                                       const std::vector<std::string>& keys,
                                                       const std::vector<std::string>& args) {
+    return run_script_routed(script, keys, args, false, nullptr);
+}
+
+// ASK redirections need ASKING on the very connection that runs the command, right before
+// it (Redis clears the flag after each command), so it is pipelined in front of it.
+HiredisTransport::Reply HiredisTransport::round_trip_asking(
+    redisContext* c, bool asking, const std::vector<const char*>& argv,
+    const std::vector<std::size_t>& lengths) {
+    if (asking) {
+        if (redisAppendCommand(c, "ASKING") != REDIS_OK ||
+            redisAppendCommandArgv(c, static_cast<int>(argv.size()),
+                                   const_cast<const char**>(argv.data()),
+                                   lengths.data()) != REDIS_OK) {
+            throw_io_error(c, argv[0]);
+        }
+        void* raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, "ASKING");
+        freeReplyObject(raw);  // +OK; the command's own reply says the rest
+        raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, argv[0]);
+        return Reply(static_cast<redisReply*>(raw));
+    }
+    return round_trip(c, argv, lengths);
+}
+
+std::vector<std::string> HiredisTransport::run_script_routed(const lua::Script& script,
+                                                             const std::vector<std::string>& keys,
+                                                             const std::vector<std::string>& args,
+                                                             bool asking, std::string* redirect) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lengths;
     argv.reserve(args.size() + keys.size() + 3);
@@ -233,7 +262,7 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
     for (const auto& a : args) push(a.data(), a.size());
 
     Lease lease = acquire();
-    Reply reply = round_trip(lease.connection.get(), argv, lengths);
+    Reply reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
     if (is_error(reply.get()) && std::strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         // Script cache flushed (SCRIPT FLUSH): EVAL runs the source and caches it again in
         // the same round trip, so a flush racing with us cannot make the retry fail too.
@@ -241,14 +270,38 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
         lengths[0] = 4;
         argv[1] = script.source;
         lengths[1] = std::strlen(script.source);
-        reply = round_trip(lease.connection.get(), argv, lengths);
+        reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
     }
     give_back(std::move(lease));
     if (is_error(reply.get())) {
+        if (redirect != nullptr && is_redirection(reply_text(reply.get()))) {
+            *redirect = reply_text(reply.get());
+            return {};
+        }
         throw BackendError("redis " + std::string(script.name) + " script failed: " +
                            reply_text(reply.get()));
     }
     return script_fields(script, reply.get());
+}
+
+bool HiredisTransport::is_redirection(const std::string& error) {
+    return error.rfind("MOVED ", 0) == 0 || error.rfind("ASK ", 0) == 0 ||
+           error.rfind("TRYAGAIN", 0) == 0;
+}
+
+RedisValue HiredisTransport::command_routed(const std::vector<std::string>& argv_strings,
+                                            bool asking) {
+    if (argv_strings.empty()) throw BackendError("redis command: empty argument list");
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : argv_strings) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    Lease lease = acquire();
+    const Reply reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+    give_back(std::move(lease));
+    return to_value(reply.get());
 }
 
 std::vector<std::string> HiredisTransport::script_fields(const lua::Script& script,
@@ -337,17 +390,7 @@ void HiredisTransport::del(const std::string& key) {
 }
 
 RedisValue HiredisTransport::command(const std::vector<std::string>& argv_strings) {
-    if (argv_strings.empty()) throw BackendError("redis command: empty argument list");
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    for (const auto& a : argv_strings) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    Lease lease = acquire();
-    const Reply reply = round_trip(lease.connection.get(), argv, lengths);
-    give_back(std::move(lease));
-    return to_value(reply.get());
+    return command_routed(argv_strings, false);
 }
 
 }  // namespace ratelimiter::detail

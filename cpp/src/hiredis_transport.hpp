@@ -34,6 +34,19 @@ public:
     RedisValue command(const std::vector<std::string>& argv) override;
     void close() override;
 
+    // For ClusterTransport: the script call with ASKING pipelined in front of it if `asking`;
+    // a MOVED/ASK error reply is stored in `*redirect` (and {} returned) instead of thrown.
+    std::vector<std::string> run_script_routed(const lua::Script& script,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args,
+                                               bool asking, std::string* redirect);
+    // A command, ASKING first if `asking`; error replies (MOVED, ASK...) are returned.
+    RedisValue command_routed(const std::vector<std::string>& argv, bool asking);
+    // Whether an error reply sends the call elsewhere or later: a cluster redirection
+    // ("MOVED <slot> <host>:<port>", "ASK ...") or TRYAGAIN (a slot in migration).
+    static bool is_redirection(const std::string& error);
+    const std::string& host() const { return options_.host; }
+
 private:
     struct ContextDeleter {
         void operator()(redisContext* c) const;
@@ -63,6 +76,8 @@ private:
     Connection connect();
     // Sends one command and reads its reply. Throws on I/O errors and timeouts (the
     // connection must then be dropped); error replies are returned, not thrown.
+    Reply round_trip_asking(redisContext* c, bool asking, const std::vector<const char*>& argv,
+                            const std::vector<std::size_t>& lengths);
     Reply round_trip(redisContext* c, const std::vector<const char*>& argv,
                      const std::vector<std::size_t>& lengths);
     [[noreturn]] void throw_io_error(redisContext* c, const char* what);

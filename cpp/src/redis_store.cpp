@@ -7,6 +7,7 @@
 #include <utility>
 
 #if RATELIMITER_HAVE_HIREDIS
+#include "cluster_transport.hpp"
 #include "hiredis_transport.hpp"
 #endif
 #include "ratelimiter/lua_multi_scripts.hpp"
@@ -43,7 +44,10 @@ constexpr std::size_t kFixedFields = 5;
 #if RATELIMITER_HAVE_HIREDIS
 RedisStore::RedisStore(RedisOptions options, std::string key_prefix, bool use_server_time,
                        OnError on_error)
-    : RedisStore(std::make_unique<detail::HiredisTransport>(std::move(options)),
+    : RedisStore(options.cluster_nodes.empty()
+                     ? std::unique_ptr<RedisTransport>(
+                           std::make_unique<detail::HiredisTransport>(std::move(options)))
+                     : std::make_unique<detail::ClusterTransport>(std::move(options)),
                  std::move(key_prefix), use_server_time, on_error) {}
 #else
 // Built without hiredis (cmake/Dependencies.cmake): the Python RedisBackend never gets here,

@@ -8,7 +8,8 @@
 Each node is a plain ``redis-server --cluster-enabled yes`` (its bus on a second free port,
 ``--cluster-port``, so nothing assumes port+10000 is free); ``redis-cli --cluster create
 --cluster-replicas 1`` assigns the 16384 slots. ``cluster-node-timeout`` is short (1 s) so a
-killed master's replica is promoted within a few seconds.
+killed master's replica is promoted within a few seconds; ``cluster-require-full-coverage`` is
+off by default (``full_coverage=True`` turns it on) so the other masters keep serving.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class RedisCluster:
     """Six cluster-enabled servers (3 masters, 3 replicas), persistence off."""
 
     def __init__(self, executable: Optional[str] = None, masters: int = 3,
-                 replicas: int = 1, node_timeout_ms: int = 1000) -> None:
+                 replicas: int = 1, node_timeout_ms: int = 1000,
+                 full_coverage: bool = False) -> None:
         executable = executable or shutil.which("redis-server")
         cli = shutil.which("redis-cli")
         if executable is None or cli is None:
@@ -51,6 +53,9 @@ class RedisCluster:
         self.executable = executable
         self.cli = cli
         self.node_timeout_ms = node_timeout_ms
+        # Off (the setting for a rate limiter): while a master fails over, the other masters
+        # keep serving their slots instead of the whole cluster answering CLUSTERDOWN.
+        self.full_coverage = full_coverage
         self.replicas = replicas
         count = masters * (1 + replicas)
         if count != 1 and masters < 3:
@@ -82,6 +87,7 @@ class RedisCluster:
                 "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports[port]),
                 "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
                 "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-require-full-coverage", "yes" if self.full_coverage else "no",
                 "--save", "", "--appendonly", "no", "--dir", node_dir,
                 "--maxclients", "1000", "--loglevel", "warning",
             ],
@@ -108,6 +114,27 @@ class RedisCluster:
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout,
         )
         self.wait_ok(timeout)
+        self.wait_replicas(timeout)
+
+    def wait_replicas(self, timeout: float = 30.0) -> None:
+        """Until every live replica's link to its master is up (a replica that never synced
+        would refuse to take over when its master fails)."""
+        deadline = time.monotonic() + timeout
+        for port in self.alive():
+            node = self.node(port)
+            try:
+                while True:
+                    try:
+                        info = node.info("replication")
+                        if info["role"] == "master" or info.get("master_link_status") == "up":
+                            break
+                    except redis.exceptions.RedisError:  # still starting
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replica {port} did not sync in time")
+                    time.sleep(0.05)
+            finally:
+                node.close()
 
     def _wait_ping(self, port: int, deadline: float) -> None:
         probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2,

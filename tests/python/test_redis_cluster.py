@@ -22,7 +22,7 @@ from redis_server import RedisServer
 
 from ratelimiter import MultiRateLimiter, RedisBackend, backend_from_uri
 from ratelimiter.backends import AsyncRedisBackend
-from ratelimiter.exceptions import BackendError, ConfigurationError
+from ratelimiter.exceptions import BackendConnectionError, BackendError, ConfigurationError
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -55,16 +55,27 @@ def fixed_clock() -> float:
     return FAKE_NOW
 
 
-def cluster_limiter(name: str, port: int, limit: int) -> Any:
-    """limit per 60 s on a RedisCluster client, client clock fixed (exact counts)."""
-    backend = RedisBackend(redis.cluster.RedisCluster(host="127.0.0.1", port=port),
-                           use_server_time=False)
+PATHS = ["native", "redis-py"]
+
+
+def cluster_backend(port: int, path: str, **kwargs: Any) -> RedisBackend:
+    """The native cluster transport (a redis+cluster:// URL) or redis-py's RedisCluster."""
+    if path == "native":
+        backend = RedisBackend(url=f"redis+cluster://127.0.0.1:{port}", **kwargs)
+        assert backend.is_native
+        return backend
+    return RedisBackend(redis.cluster.RedisCluster(host="127.0.0.1", port=port), **kwargs)
+
+
+def cluster_limiter(name: str, port: int, limit: int, path: str) -> Any:
+    """limit per 60 s on the cluster, client clock fixed (exact counts)."""
+    backend = cluster_backend(port, path, use_server_time=False)
     return make_exact(BY_NAME[name], backend, limit, 60.0, clock=fixed_clock)
 
 
-def hammer_one_key(name: str, port: int, limit: int, attempts: int) -> int:
+def hammer_one_key(name: str, port: int, limit: int, attempts: int, path: str) -> int:
     """4 threads share one limiter; `attempts` tries on one key in all; returns admitted."""
-    limiter = cluster_limiter(name, port, limit)
+    limiter = cluster_limiter(name, port, limit, path)
     admitted = [0] * 4
 
     def worker(i: int) -> None:
@@ -79,9 +90,9 @@ def hammer_one_key(name: str, port: int, limit: int, attempts: int) -> int:
     return sum(admitted)
 
 
-def hammer_many_keys(name: str, port: int, limit: int, keys: list[str]) -> int:
+def hammer_many_keys(name: str, port: int, limit: int, keys: list[str], path: str) -> int:
     """4 threads each try every key once (batches of 100); returns admitted."""
-    limiter = cluster_limiter(name, port, limit)
+    limiter = cluster_limiter(name, port, limit, path)
     admitted = [0] * 4
 
     def worker(i: int) -> None:
@@ -98,20 +109,22 @@ def hammer_many_keys(name: str, port: int, limit: int, keys: list[str]) -> int:
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", NAMES)
 def test_four_processes_four_threads_one_key_admit_exactly_limit(
-        name: str, cluster: RedisCluster, client: Any, process_pool: Any) -> None:
-    futures = [process_pool.submit(hammer_one_key, name, cluster.ports[0], 50, 40)
+        name: str, path: str, cluster: RedisCluster, client: Any, process_pool: Any) -> None:
+    futures = [process_pool.submit(hammer_one_key, name, cluster.ports[0], 50, 40, path)
                for _ in range(4)]
     assert sum(f.result() for f in futures) == 50
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", NAMES)
 def test_four_processes_four_threads_1000_keys_on_every_master(
-        name: str, cluster: RedisCluster, client: Any, process_pool: Any) -> None:
+        name: str, path: str, cluster: RedisCluster, client: Any, process_pool: Any) -> None:
     keys = [f"user{i}" for i in range(1000)]
-    futures = [process_pool.submit(hammer_many_keys, name, cluster.ports[0], 3, keys)
+    futures = [process_pool.submit(hammer_many_keys, name, cluster.ports[0], 3, keys, path)
                for _ in range(4)]
     # 16 tries per key, 3 admitted per key.
     assert sum(f.result() for f in futures) == 3 * 1000
@@ -143,8 +156,7 @@ def test_cluster_url_and_backend_from_uri(cluster: RedisCluster, client: Any) ->
     clock = FakeClock()
     for backend in (RedisBackend(url=cluster.url, use_server_time=False),
                     backend_from_uri(cluster.url + "?on_error=deny&use_server_time=false")):
-        assert isinstance(backend, RedisBackend) and not backend.is_native
-        assert "RedisCluster" in repr(backend)
+        assert isinstance(backend, RedisBackend) and backend.is_native
         limiter = make_exact(BY_NAME["FixedWindowRateLimiter"], backend, 5, 60.0, clock=clock)
         assert [limiter.is_allowed("url-key").allowed for _ in range(7)] == [True] * 5 + [False] * 2
         limiter.reset("url-key")
@@ -165,21 +177,29 @@ def test_cluster_url_to_a_non_cluster_node_is_a_clear_error() -> None:
             backend_from_uri(f"redis+cluster://127.0.0.1:{server.port}")
 
 
-def test_cluster_url_nobody_listening_is_a_connection_error() -> None:
-    with pytest.raises(BackendError, match="unreachable"):
-        RedisBackend(url="redis+cluster://127.0.0.1:1", connect_timeout=0.2)
+def test_cluster_nobody_listening_is_a_connection_error() -> None:
+    # Native: the slot map is loaded lazily, so the decision fails (on_error applies).
+    limiter = make_exact(ALL_LIMITERS[0], RedisBackend(url="redis+cluster://127.0.0.1:1"), 1, 1.0)
+    with pytest.raises(BackendConnectionError, match="no node answered CLUSTER SLOTS"):
+        limiter.is_allowed("k")
+    # redis-py's RedisCluster connects when it is built.
+    with pytest.raises(redis.exceptions.RedisClusterException):
+        redis.cluster.RedisCluster(host="127.0.0.1", port=1)
 
 
-def test_brace_in_key_prefix_is_refused_on_a_cluster(client: Any) -> None:
+def test_brace_in_key_prefix_is_refused_on_a_cluster(cluster: RedisCluster, client: Any) -> None:
     with pytest.raises(ConfigurationError, match="key_prefix '\\{app\\}:' contains a brace"):
         RedisBackend(client, key_prefix="{app}:")
+    with pytest.raises(ConfigurationError, match="contains a brace"):
+        RedisBackend(url=cluster.url, key_prefix="rl{}:")
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("on_error", ["raise", "allow", "deny"])
 def test_cross_slot_multi_key_is_a_clear_error_whatever_on_error(
-        client: Any, on_error: str) -> None:
-    limiter = MultiRateLimiter(RedisBackend(client, on_error=on_error, use_server_time=False),
-                               "5/minute;100/hour", clock=FakeClock())
+        cluster: RedisCluster, client: Any, on_error: str, path: str) -> None:
+    backend = cluster_backend(cluster.ports[0], path, on_error=on_error, use_server_time=False)
+    limiter = MultiRateLimiter(backend, "5/minute;100/hour", clock=FakeClock())
     assert limiter.is_allowed("fine").allowed
     # A key starting with '}' leaves an empty {} in its storage keys: Redis then hashes the
     # whole key, so the two limits' states land in different slots.
@@ -188,10 +208,12 @@ def test_cross_slot_multi_key_is_a_clear_error_whatever_on_error(
     assert limiter.backend.counters["fallback_allowed"] == 0
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("algorithm", ["fixed_window", "sliding_window", "token_bucket", "gcra"])
-def test_multi_rate_limiter_on_a_cluster_is_exact(client: Any, algorithm: str) -> None:
+def test_multi_rate_limiter_on_a_cluster_is_exact(cluster: RedisCluster, client: Any,
+                                                  algorithm: str, path: str) -> None:
     clock = FakeClock()
-    limiter = MultiRateLimiter(RedisBackend(client, use_server_time=False),
+    limiter = MultiRateLimiter(cluster_backend(cluster.ports[0], path, use_server_time=False),
                                "3/second;5/minute", algorithm, clock=clock)
     keys = [f"m{i}" for i in range(30)]
     admitted = [sum(limiter.is_allowed(k).allowed for _ in range(4)) for k in keys]
@@ -219,15 +241,15 @@ def test_async_cluster_client_is_exact(cluster: RedisCluster, client: Any, cls: 
 
 @pytest.fixture
 def lone_node() -> Any:
-    with RedisCluster(masters=1, replicas=0) as c:
+    with RedisCluster(masters=1, replicas=0, full_coverage=True) as c:
         yield c
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("on_error", ["raise", "allow", "deny"])
-def test_clusterdown_follows_on_error(lone_node: RedisCluster, on_error: str) -> None:
-    client = lone_node.client()
-    limiter = make_exact(BY_NAME["TokenBucketRateLimiter"],
-                         RedisBackend(client, on_error=on_error), 5, 60.0)
+def test_clusterdown_follows_on_error(lone_node: RedisCluster, on_error: str, path: str) -> None:
+    backend = cluster_backend(lone_node.ports[0], path, on_error=on_error)
+    limiter = make_exact(BY_NAME["TokenBucketRateLimiter"], backend, 5, 60.0)
     assert limiter.is_allowed("k").allowed
     # Unassign one slot: with full coverage required the node answers CLUSTERDOWN.
     node = lone_node.node(lone_node.ports[0])
@@ -244,4 +266,31 @@ def test_clusterdown_follows_on_error(lone_node: RedisCluster, on_error: str) ->
             assert limiter.backend.counters[counter] == 1
     finally:
         node.close()
-        client.close()
+
+
+def moved_replies(cluster: RedisCluster) -> int:
+    """MOVED/ASK replies all live nodes have sent (INFO errorstats)."""
+    total = 0
+    for port in cluster.alive():
+        node = cluster.node(port)
+        stats = node.info("errorstats")
+        node.close()
+        total += sum(int(stats.get(f"errorstat_{kind}", {}).get("count", 0))
+                     for kind in ("MOVED", "ASK"))
+    return total
+
+
+def test_native_path_computes_every_slot_itself(cluster: RedisCluster, client: Any) -> None:
+    """CRC16 of the hash tag, as Redis computes it: 1,000 keys (single calls and a batch)
+    and a multi-limit decision reach their slot's master directly, without one MOVED."""
+    backend = RedisBackend(url=cluster.url, use_server_time=False)
+    limiter = make_exact(BY_NAME["GCRARateLimiter"], backend, 5, 60.0, clock=FakeClock())
+    multi = MultiRateLimiter(backend, "2/second;9/minute", clock=FakeClock())
+    keys = [f"tenant/{i}/é" for i in range(1000)]
+    before = moved_replies(cluster)
+    assert all(limiter.is_allowed(k).allowed for k in keys)
+    assert all(r.allowed for r in limiter.is_allowed_many(keys))
+    assert all(multi.is_allowed(k).allowed for k in keys[:200])
+    assert moved_replies(cluster) == before
+    sizes = [cluster.node(port).dbsize() for port in cluster.masters()]
+    assert all(size > 0 for size in sizes) and sum(sizes) == 1000 + 2 * 200

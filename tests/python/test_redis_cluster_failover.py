@@ -18,6 +18,16 @@ from ratelimiter import RedisBackend
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 BY_NAME = {cls.__name__: cls for cls in ALL_LIMITERS}
+PATHS = ["native", "redis-py"]
+
+
+def cluster_backend(cluster: RedisCluster, path: str, **kwargs: Any) -> RedisBackend:
+    """The native cluster transport (a redis+cluster:// URL) or redis-py's RedisCluster."""
+    if path == "native":
+        return RedisBackend(url=cluster.url, **kwargs)
+    return RedisBackend(cluster.client(socket_timeout=kwargs.pop("timeout", 0.5),
+                                       socket_connect_timeout=kwargs.pop("connect_timeout", 0.25)),
+                        **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +57,8 @@ def migrate_slot(cluster: RedisCluster, slot: int, source: int, target: int) -> 
             if not keys:
                 break
             src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
-        for port in cluster.masters():
+        # Target first, then source (as redis-cli does), then everyone else.
+        for port in [target, source, *(p for p in cluster.masters() if p not in (source, target))]:
             node = cluster.node(port)
             try:
                 node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
@@ -58,13 +69,14 @@ def migrate_slot(cluster: RedisCluster, slot: int, source: int, target: int) -> 
         dst.close()
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
 def test_slot_migration_under_traffic_is_exact_and_silent(cluster: RedisCluster,
-                                                          cls: type) -> None:
-    client = cluster.client()
-    backend = RedisBackend(client, use_server_time=False)  # on_error="raise": none may escape
+                                                          cls: type, path: str) -> None:
+    # on_error="raise": no error may escape.
+    backend = cluster_backend(cluster, path, use_server_time=False)
     limiter = make_exact(cls, backend, 300, 60.0, clock=FakeClock())
-    key = f"migrating-{cls.__name__}"
+    key = f"migrating-{cls.__name__}-{path}"
     storage = limiter.backend.storage_key(key, _algorithm(limiter))
     slot = key_slot(storage.encode())
     source = cluster.master_of_slot(slot)
@@ -100,7 +112,6 @@ def test_slot_migration_under_traffic_is_exact_and_silent(cluster: RedisCluster,
     assert limiter.backend.counters["errors"] == 0
     # The client really was redirected (MOVED and/or ASK) and followed without a word.
     assert redirections(cluster, source) > moved_before
-    client.close()
 
 
 def redirections(cluster: RedisCluster, port: int) -> int:
@@ -153,15 +164,17 @@ def key_on(cluster: RedisCluster, backend: RedisBackend, master: int, prefix: st
     raise LookupError("no such key")
 
 
-def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster,
+                                                           path: str) -> None:
     clock = FakeClock()
-    client = cluster.client(socket_timeout=0.5, socket_connect_timeout=0.2)
-    backend = RedisBackend(client, use_server_time=False, on_error="deny")
+    backend = cluster_backend(cluster, path, use_server_time=False, on_error="deny",
+                              timeout=0.5, connect_timeout=0.2)
     limiter = make_exact(BY_NAME["TokenBucketRateLimiter"], backend, 10, 3600.0, clock=clock)
     probe = make_exact(BY_NAME["FixedWindowRateLimiter"], backend, 10**9, 3600.0, clock=clock)
     victim = cluster.masters()[0]
-    doomed = key_on(cluster, backend, victim, "doomed")
-    safe = key_on(cluster, backend, victim, "safe", others=True)
+    doomed = key_on(cluster, backend, victim, f"doomed-{path}-")
+    safe = key_on(cluster, backend, victim, f"safe-{path}-", others=True)
     assert [limiter.is_allowed(doomed).allowed for _ in range(4)] == [True] * 4
     assert [limiter.is_allowed(safe).allowed for _ in range(4)] == [True] * 4
     wait_replicated(cluster, victim)
@@ -188,4 +201,7 @@ def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster
     assert [limiter.is_allowed(safe).allowed for _ in range(7)] == [True] * 6 + [False]
     assert backend.counters["fallback_denied"] == fallbacks
     assert victim not in cluster.masters()
-    client.close()
+    # The killed node comes back as a replica, so the next test has a full cluster again.
+    cluster.start_node(victim)
+    cluster.wait_ok()
+    cluster.wait_replicas()

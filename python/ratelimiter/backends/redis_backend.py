@@ -60,10 +60,11 @@ class RedisBackend(BaseBackend):
                 f"on_error must be 'raise', 'allow' or 'deny', got {on_error!r}")
         if client is not None and url is not None:
             raise ConfigurationError("pass either client or url, not both")
+        cluster = url is not None and _is_cluster_url(url) or _is_cluster_client(client)
         if url is not None:
             params = _params_from_url(url)
-            if params is None and _is_cluster_url(url):
-                client = _cluster_client(url, timeout, connect_timeout)
+            if cluster and (params is None or not _NATIVE_REDIS):  # TLS, or no hiredis
+                client, params = _cluster_client(url, timeout, connect_timeout), None
             elif params is None:  # rediss:// and friends: let redis-py build the client
                 client = _redis_module().Redis.from_url(url)
         else:
@@ -71,7 +72,7 @@ class RedisBackend(BaseBackend):
         if params is not None and not _NATIVE_REDIS:
             client = _fallback_client(client, url, timeout, connect_timeout)
             params = None
-        if _is_cluster_client(client) and ("{" in key_prefix or "}" in key_prefix):
+        if cluster and ("{" in key_prefix or "}" in key_prefix):
             raise ConfigurationError(
                 f"key_prefix {key_prefix!r} contains a brace: on Redis Cluster the keys' hash "
                 f"tag must be the limiter key ({{key}}), so a prefix may not add or break one")
@@ -438,13 +439,15 @@ def _params_from_url(url: str) -> Optional[dict[str, Any]]:
         if not parts.path:
             raise ConfigurationError(f"url {url!r} has no socket path")
         params["unix_socket"] = unquote(parts.path)
-    elif parts.scheme in ("redis+cluster", "rediss+cluster"):  # redis-py's RedisCluster
+    elif parts.scheme in ("redis+cluster", "rediss+cluster"):
         if parts.path.strip("/") not in ("", "0") or query.get("db", "0") != "0":
             raise ConfigurationError(
                 f"url {_masked(url)!r}: Redis Cluster has only db 0")
-        for host in _cluster_nodes(url, parts):
-            _host_and_port(_masked(url), host)
-        return None
+        nodes = [_host_and_port(_masked(url), host) for host in _cluster_nodes(url, parts)]
+        if parts.scheme == "rediss+cluster":  # TLS: through redis-py's RedisCluster
+            return None
+        params["cluster_nodes"] = nodes  # the native cluster transport (slot map, MOVED/ASK)
+        return params
     elif parts.scheme == "rediss":  # TLS: not on the native path (redis-py connects)
         _host_and_port(url, parts)  # the same checks, so both schemes fail alike
         return None

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ratelimiter/algorithm/all.hpp"
@@ -41,7 +42,10 @@ struct RedisOptions {
     // After a failed connect, calls fail at once for this long instead of each waiting for
     // a connect timeout against a dead host.
     double reconnect_interval = 0.1;
-    std::size_t max_idle_connections = 16;
+    std::size_t max_idle_connections = 16;  // per node
+    // Non-empty: a Redis Cluster reached through these seed nodes (host/port/unix_socket/db
+    // are then unused); calls go to the master of their key's slot, MOVED/ASK followed.
+    std::vector<std::pair<std::string, int>> cluster_nodes;
 };
 
 // A reply from Redis, for the generic command() API (primitives, tests, benchmarks).
