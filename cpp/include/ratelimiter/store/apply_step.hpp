@@ -25,14 +25,20 @@ typename Algo::State load_state(bool present, const double* data, std::size_t n,
 }
 
 // Runs `op` on `state` in place. When the state changed (an admission), calls
-// save(state, fresh_at): the store writes it back with that expiry. A peek or a rejection
-// never changes the state and never saves.
+// save(state, fresh_at): the store writes it back with that expiry. A peek never changes the
+// state; a rejection neither, except a sliding log's clock-glitch re-base
+// (SlidingWindow::rebase), saved even then: else a key full at the glitch would re-base to
+// each request's own `now`, be rejected, and stay locked until real time catches up.
 template <class Algo, class Save>
 Decision apply_step(typename Algo::State& state, double now, std::int64_t cost,
                     const typename Algo::Params& params, Operation op, Save&& save) {
     if (op == Operation::peek) return Algo::peek(state, now, params);
+    bool rebased = false;
+    if constexpr (Algo::id == AlgorithmId::sliding_window) rebased = Algo::rebase(state, now);
     Decision d = Algo::step(state, now, cost, params);
-    if (d.allowed) save(static_cast<const typename Algo::State&>(state), Algo::fresh_at(state, params));
+    if (d.allowed || rebased) {
+        save(static_cast<const typename Algo::State&>(state), Algo::fresh_at(state, params));
+    }
     return d;
 }
 
