@@ -31,8 +31,16 @@ class RedisBackend(BaseBackend):
     any other client (SSL, Sentinel, cluster, fakeredis, a custom connection class) runs the
     same scripts through the client object itself.
 
+    Redis Cluster: ``url="redis+cluster://host:port[,host:port...]"`` runs on a native
+    cluster transport (the slot map from ``CLUSTER SLOTS``, a hiredis pool per master,
+    ``MOVED``/``ASK`` followed within ``timeout``); a ``redis.cluster.RedisCluster`` client
+    (or ``rediss+cluster://``) runs through redis-py. A node not in cluster mode is a
+    ``ConfigurationError``; on a cluster ``key_prefix`` may not contain braces.
+
     Keys are ``<key_prefix>{<limiter key>}:<algorithm>`` (a Redis Cluster hash tag); every
     key written expires once its state is fresh again (plus one second).
+    ``is_allowed_many`` sends all its keys' scripts in one pipeline (one round trip per
+    Redis node touched).
 
     ``use_server_time=True`` takes the time from Redis ``TIME`` so app servers with skewed
     clocks agree (the limiter's ``clock`` is then ignored); ``False`` uses the limiter's clock.
