@@ -6,7 +6,8 @@ Starts a private redis-server (tests/python/redis_server.py) and measures, in th
 decisions/s of single calls and of batches for each algorithm, on the native hiredis path
 and through a redis-py client (the path every non-plain client takes). With --cluster it
 also starts a local 3-master cluster (tests/python/redis_cluster.py) and measures the same
-through redis.cluster.RedisCluster, whose pipeline sends one round trip per master.
+on the native cluster transport (one pipeline per master) and through
+redis.cluster.RedisCluster (whose pipeline also sends one round trip per master).
 Prints figures only; never asserts timings.
 """
 
@@ -56,12 +57,21 @@ def single_and_batch(limiter: Any, keys: list[str], seconds: float) -> tuple[flo
     return per_second(single, seconds), per_second(many, seconds)
 
 
-def measure(label: str, backend: Any, seconds: float, batch: int) -> None:
+def measure(label: str, backend: Any, seconds: float, batch: int,
+            server: Any = None) -> None:
+    """With `server` (a redis.Redis), also the script's own time inside Redis per call
+    (INFO commandstats): the floor no pipelining can go below."""
     keys = [f"user{i}" for i in range(batch)]
     for name, make in LIMITERS.items():
+        if server is not None:
+            server.config_resetstat()
         one, batched = single_and_batch(make(backend, 1_000_000_000, 3600.0), keys, seconds)
-        print(f"{label:<10} {name:<24} single {one:>10,.0f}/s   batch of {batch} "
-              f"{batched:>10,.0f}/s   x{batched / one:5.1f}")
+        inside = ""
+        if server is not None:
+            usec = server.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+            inside = f"   script inside Redis {usec:5.1f} us (max {1e6 / usec:>8,.0f}/s)"
+        print(f"{label:<10} {name:<24} single {one:>8,.0f}/s   batch of {batch} "
+              f"{batched:>8,.0f}/s   x{batched / one:5.1f}{inside}")
 
 
 def main() -> None:
@@ -73,13 +83,15 @@ def main() -> None:
     from redis_server import RedisServer
 
     with RedisServer() as server:
-        measure("native", RedisBackend(url=server.url), args.seconds, args.batch)
+        measure("native", RedisBackend(url=server.url), args.seconds, args.batch,
+                server.client())
         measure("redis-py", RedisBackend(_Wrapped(port=server.port)), args.seconds, args.batch)
     if args.cluster:
         from redis_cluster import RedisCluster
 
         with RedisCluster() as cluster:
-            measure("cluster", RedisBackend(cluster.client()), args.seconds, args.batch)
+            measure("cluster", RedisBackend(url=cluster.url), args.seconds, args.batch)
+            measure("cluster-py", RedisBackend(cluster.client()), args.seconds, args.batch)
 
 
 if __name__ == "__main__":
