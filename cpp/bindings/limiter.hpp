@@ -87,6 +87,25 @@ public:
         double window = 0.0;
         Params params = current_params(window);
         py::list out(n);
+        if (auto* redis = std::get_if<std::shared_ptr<RedisStore>>(&store_);
+            redis != nullptr && n > 1 && !needs_aggregate_load(params)) {
+            // Redis: every key's EVALSHA in one pipeline (one round trip per node).
+            std::vector<std::string> full(n);
+            for (std::size_t i = 0; i < n; ++i) full[i] = full_key(views[i]);
+            std::vector<Decision> decisions(n);
+            {
+                py::gil_scoped_release release;
+                (*redis)->template apply_many<Algo>(full, now, cost, params, decisions.data());
+            }
+            for (std::size_t i = 0; i < n; ++i) {
+                Decision& d = decisions[i];
+                if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
+                PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
+                if (result == nullptr) throw py::error_already_set();
+                PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+            }
+            return out;
+        }
         for (std::size_t i = 0; i < n; ++i) {
             aggregate_.prepare(params, now);
             const Decision d = run(full_key(views[i]), now, cost, params, Operation::consume);
@@ -163,6 +182,17 @@ private:
         const long long n = PyLong_AsLongLongAndOverflow(cost.ptr(), &overflow);
         if (overflow == 0 && n >= 1 && n <= kMaxCount) return n;
         return to_count(cost, "cost");  // raises with the full message
+    }
+
+    // The adaptive limiter's whole-service load (load_capacity) changes its parameters after
+    // every decision, so its batches stay one decision at a time.
+    static bool needs_aggregate_load(const Params& params) {
+        if constexpr (std::is_same_v<Algo, Adaptive>) {
+            return static_cast<bool>(params.load_capacity);
+        } else {
+            (void)params;
+            return false;
+        }
     }
 
     PyObject* clock_ptr() const { return clock_.is_none() ? nullptr : clock_.ptr(); }

@@ -122,6 +122,36 @@ public:
         });
     }
 
+    // ops.eval_many(name, keys, args) → one item per key: the reply, or the exception
+    // that key's call raised (e.g. a redis-py pipeline run with raise_on_error=False).
+    std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args) override {
+        const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+        py::gil_scoped_acquire gil;
+        return guarded([&] {
+            py::list py_keys;
+            for (const auto& k : keys) py_keys.append(py::str(k));
+            py::list py_args;
+            for (const auto& a : args) py_args.append(py::str(a));
+            const py::object replies = ops_.attr("eval_many")(script.name, py_keys, py_args);
+            std::vector<ScriptReply> out;
+            out.reserve(keys.size());
+            for (py::handle reply : py::reinterpret_borrow<py::sequence>(replies)) {
+                ScriptReply r;
+                if (PyExceptionInstance_Check(reply.ptr())) {
+                    r.error = type_name(reply) + ": " +
+                              py::str(reply).cast<std::string>();
+                } else {
+                    for (py::handle e : py::reinterpret_borrow<py::sequence>(reply)) {
+                        r.fields.push_back(e.cast<std::string>());
+                    }
+                }
+                out.push_back(std::move(r));
+            }
+            return out;
+        });
+    }
+
     void del(const std::string& key) override {
         py::gil_scoped_acquire gil;
         guarded([&] {
@@ -148,11 +178,16 @@ private:
     template <class F>
     auto guarded(F&& f) -> decltype(f()) {
         static PyObject* connection_error = exceptions_attr("BackendConnectionError");
+        // A configuration mistake found on the way (keys of one decision in several cluster
+        // slots) is not an outage: it reaches the caller as is, whatever on_error says.
+        static PyObject* configuration_error = exceptions_attr("ConfigurationError");
         try {
             return f();
         } catch (py::error_already_set& e) {
-            if (!e.matches(PyExc_Exception)) throw;
-            const std::string message = type_name(e.type()) + ": " + py::str(e.value()).cast<std::string>();
+            if (!e.matches(PyExc_Exception) || e.matches(configuration_error)) throw;
+            // e.type() is the exception's class: its __name__, not type_name (that is "type").
+            const std::string message = e.type().attr("__name__").cast<std::string>() + ": " +
+                                        py::str(e.value()).cast<std::string>();
             if (e.matches(connection_error)) throw BackendConnectionError(message);
             throw BackendError(message);
         } catch (const py::cast_error& e) {
@@ -192,8 +227,15 @@ void register_redis_store(py::module_& m) {
         .def(py::init([](std::string host, int port, int db, std::string username,
                          std::string password, std::string unix_socket, py::handle timeout,
                          py::handle connect_timeout, std::string key_prefix,
-                         bool use_server_time, const std::string& on_error) {
+                         bool use_server_time, const std::string& on_error,
+                         std::vector<std::pair<std::string, int>> cluster_nodes) {
                  if (port <= 0 || port > 65535) raise_configuration_error("port must be in 1..65535");
+                 for (const auto& node : cluster_nodes) {
+                     if (node.first.empty() || node.second <= 0 || node.second > 65535) {
+                         raise_configuration_error(
+                             "cluster_nodes must be (host, port) pairs with a port in 1..65535");
+                     }
+                 }
                  if (db < 0) raise_configuration_error("db must be >= 0");
                  RedisOptions options;
                  options.host = std::move(host);
@@ -204,14 +246,18 @@ void register_redis_store(py::module_& m) {
                  options.unix_socket = std::move(unix_socket);
                  options.command_timeout = timeout_arg(timeout, "timeout");
                  options.connect_timeout = timeout_arg(connect_timeout, "connect_timeout");
+                 options.cluster_nodes = std::move(cluster_nodes);
+                 const OnError policy = parse_on_error(on_error);
+                 py::gil_scoped_release release;  // a cluster store loads its slot map now
                  return std::make_shared<RedisStore>(std::move(options), std::move(key_prefix),
-                                                     use_server_time, parse_on_error(on_error));
+                                                     use_server_time, policy);
              }),
              py::kw_only(), py::arg("host") = "127.0.0.1", py::arg("port") = 6379,
              py::arg("db") = 0, py::arg("username") = "", py::arg("password") = "",
              py::arg("unix_socket") = "", py::arg("timeout") = 0.5,
              py::arg("connect_timeout") = 0.25, py::arg("key_prefix") = RedisStore::kDefaultKeyPrefix,
-             py::arg("use_server_time") = true, py::arg("on_error") = "raise")
+             py::arg("use_server_time") = true, py::arg("on_error") = "raise",
+             py::arg("cluster_nodes") = std::vector<std::pair<std::string, int>>{})
         .def_static(
             "with_client_ops",
             [](py::object ops, std::string key_prefix, bool use_server_time,

@@ -217,6 +217,35 @@ std::vector<std::string> HiredisTransport::eval_multi(AlgorithmId algorithm,
 std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
                                                       const std::vector<std::string>& keys,
                                                       const std::vector<std::string>& args) {
+    return run_script_routed(script, keys, args, false, nullptr);
+}
+
+// ASK redirections need ASKING on the very connection that runs the command, right before
+// it (Redis clears the flag after each command), so it is pipelined in front of it.
+HiredisTransport::Reply HiredisTransport::round_trip_asking(
+    redisContext* c, bool asking, const std::vector<const char*>& argv,
+    const std::vector<std::size_t>& lengths) {
+    if (asking) {
+        if (redisAppendCommand(c, "ASKING") != REDIS_OK ||
+            redisAppendCommandArgv(c, static_cast<int>(argv.size()),
+                                   const_cast<const char**>(argv.data()),
+                                   lengths.data()) != REDIS_OK) {
+            throw_io_error(c, argv[0]);
+        }
+        void* raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, "ASKING");
+        freeReplyObject(raw);  // +OK; the command's own reply says the rest
+        raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, argv[0]);
+        return Reply(static_cast<redisReply*>(raw));
+    }
+    return round_trip(c, argv, lengths);
+}
+
+std::vector<std::string> HiredisTransport::run_script_routed(const lua::Script& script,
+                                                             const std::vector<std::string>& keys,
+                                                             const std::vector<std::string>& args,
+                                                             bool asking, std::string* redirect) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lengths;
     argv.reserve(args.size() + keys.size() + 3);
@@ -233,7 +262,7 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
     for (const auto& a : args) push(a.data(), a.size());
 
     Lease lease = acquire();
-    Reply reply = round_trip(lease.connection.get(), argv, lengths);
+    Reply reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
     if (is_error(reply.get()) && std::strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         // Script cache flushed (SCRIPT FLUSH): EVAL runs the source and caches it again in
         // the same round trip, so a flush racing with us cannot make the retry fail too.
@@ -241,14 +270,43 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
         lengths[0] = 4;
         argv[1] = script.source;
         lengths[1] = std::strlen(script.source);
-        reply = round_trip(lease.connection.get(), argv, lengths);
+        reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
     }
     give_back(std::move(lease));
     if (is_error(reply.get())) {
+        if (redirect != nullptr && is_redirection(reply_text(reply.get()))) {
+            *redirect = reply_text(reply.get());
+            return {};
+        }
         throw BackendError("redis " + std::string(script.name) + " script failed: " +
                            reply_text(reply.get()));
     }
-    if (reply->type == REDIS_REPLY_STRING) return {reply_text(reply.get())};
+    return script_fields(script, reply.get());
+}
+
+bool HiredisTransport::is_redirection(const std::string& error) {
+    return error.rfind("MOVED ", 0) == 0 || error.rfind("ASK ", 0) == 0 ||
+           error.rfind("TRYAGAIN", 0) == 0;
+}
+
+RedisValue HiredisTransport::command_routed(const std::vector<std::string>& argv_strings,
+                                            bool asking) {
+    if (argv_strings.empty()) throw BackendError("redis command: empty argument list");
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    for (const auto& a : argv_strings) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    Lease lease = acquire();
+    const Reply reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+    give_back(std::move(lease));
+    return to_value(reply.get());
+}
+
+std::vector<std::string> HiredisTransport::script_fields(const lua::Script& script,
+                                                         const redisReply* reply) {
+    if (reply->type == REDIS_REPLY_STRING) return {reply_text(reply)};
     if (reply->type != REDIS_REPLY_ARRAY) {
         throw BackendError("redis " + std::string(script.name) + " script returned neither a "
                            "string nor a list");
@@ -266,23 +324,73 @@ std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,
     return out;
 }
 
+// Every EVALSHA is appended to the connection's output buffer first and the replies read
+// afterwards: hiredis writes the buffer on the first redisGetReply, so the whole batch costs
+// one round trip (Redis answers pipelined commands in order). NOSCRIPT replies (a flushed
+// script cache) are retried as EVAL of the source, again pipelined.
+std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
+                                                     const std::vector<std::string>& keys,
+                                                     const std::vector<std::string>& args) {
+    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    std::vector<const char*> argv{"EVALSHA", script.sha1, "1", nullptr};
+    std::vector<std::size_t> lengths{7, std::strlen(script.sha1), 1, 0};
+    for (const auto& a : args) {
+        argv.push_back(a.data());
+        lengths.push_back(a.size());
+    }
+    std::vector<Reply> replies(keys.size());
+    Lease lease = acquire();
+    redisContext* c = lease.connection.get();
+    const auto send_and_read = [&](const std::vector<std::size_t>& which) {
+        for (std::size_t i : which) {
+            argv[3] = keys[i].data();
+            lengths[3] = keys[i].size();
+            if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(),
+                                       lengths.data()) != REDIS_OK) {
+                throw_io_error(c, argv[0]);
+            }
+        }
+        for (std::size_t i : which) {
+            void* raw = nullptr;
+            if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, argv[0]);
+            replies[i] = Reply(static_cast<redisReply*>(raw));
+        }
+    };
+    std::vector<std::size_t> all(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) all[i] = i;
+    send_and_read(all);
+    std::vector<std::size_t> missing;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (is_error(replies[i].get()) && std::strncmp(replies[i]->str, "NOSCRIPT", 8) == 0) {
+            missing.push_back(i);
+        }
+    }
+    if (!missing.empty()) {
+        argv[0] = "EVAL";
+        lengths[0] = 4;
+        argv[1] = script.source;
+        lengths[1] = std::strlen(script.source);
+        send_and_read(missing);
+    }
+    give_back(std::move(lease));
+    std::vector<ScriptReply> out(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (is_error(replies[i].get())) {
+            out[i].error = reply_text(replies[i].get());
+        } else {
+            out[i].fields = script_fields(script, replies[i].get());
+        }
+    }
+    return out;
+}
+
 void HiredisTransport::del(const std::string& key) {
     const RedisValue v = command({"DEL", key});
     if (v.type == RedisValue::Type::error) throw BackendError("redis DEL failed: " + v.str);
 }
 
 RedisValue HiredisTransport::command(const std::vector<std::string>& argv_strings) {
-    if (argv_strings.empty()) throw BackendError("redis command: empty argument list");
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lengths;
-    for (const auto& a : argv_strings) {
-        argv.push_back(a.data());
-        lengths.push_back(a.size());
-    }
-    Lease lease = acquire();
-    const Reply reply = round_trip(lease.connection.get(), argv, lengths);
-    give_back(std::move(lease));
-    return to_value(reply.get());
+    return command_routed(argv_strings, false);
 }
 
 }  // namespace ratelimiter::detail

@@ -28,9 +28,24 @@ public:
                                   const std::vector<std::string>& args) override;
     std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args) override;
+    std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args) override;
     void del(const std::string& key) override;
     RedisValue command(const std::vector<std::string>& argv) override;
     void close() override;
+
+    // For ClusterTransport: the script call with ASKING pipelined in front of it if `asking`;
+    // a MOVED/ASK error reply is stored in `*redirect` (and {} returned) instead of thrown.
+    std::vector<std::string> run_script_routed(const lua::Script& script,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args,
+                                               bool asking, std::string* redirect);
+    // A command, ASKING first if `asking`; error replies (MOVED, ASK...) are returned.
+    RedisValue command_routed(const std::vector<std::string>& argv, bool asking);
+    // Whether an error reply sends the call elsewhere or later: a cluster redirection
+    // ("MOVED <slot> <host>:<port>", "ASK ...") or TRYAGAIN (a slot in migration).
+    static bool is_redirection(const std::string& error);
+    const std::string& host() const { return options_.host; }
 
 private:
     struct ContextDeleter {
@@ -53,11 +68,16 @@ private:
     std::vector<std::string> run_script(const lua::Script& script,
                                         const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args);
+    // The fields of a script's (non-error) reply: one binary string or a list of strings.
+    static std::vector<std::string> script_fields(const lua::Script& script,
+                                                  const redisReply* reply);
     Lease acquire();
     void give_back(Lease lease);
     Connection connect();
     // Sends one command and reads its reply. Throws on I/O errors and timeouts (the
     // connection must then be dropped); error replies are returned, not thrown.
+    Reply round_trip_asking(redisContext* c, bool asking, const std::vector<const char*>& argv,
+                            const std::vector<std::size_t>& lengths);
     Reply round_trip(redisContext* c, const std::vector<const char*>& argv,
                      const std::vector<std::size_t>& lengths);
     [[noreturn]] void throw_io_error(redisContext* c, const char* what);

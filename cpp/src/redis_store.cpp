@@ -7,6 +7,7 @@
 #include <utility>
 
 #if RATELIMITER_HAVE_HIREDIS
+#include "cluster_transport.hpp"
 #include "hiredis_transport.hpp"
 #endif
 #include "ratelimiter/lua_multi_scripts.hpp"
@@ -43,7 +44,10 @@ constexpr std::size_t kFixedFields = 5;
 #if RATELIMITER_HAVE_HIREDIS
 RedisStore::RedisStore(RedisOptions options, std::string key_prefix, bool use_server_time,
                        OnError on_error)
-    : RedisStore(std::make_unique<detail::HiredisTransport>(std::move(options)),
+    : RedisStore(options.cluster_nodes.empty()
+                     ? std::unique_ptr<RedisTransport>(
+                           std::make_unique<detail::HiredisTransport>(std::move(options)))
+                     : std::make_unique<detail::ClusterTransport>(std::move(options)),
                  std::move(key_prefix), use_server_time, on_error) {}
 #else
 // Built without hiredis (cmake/Dependencies.cmake): the Python RedisBackend never gets here,
@@ -176,6 +180,52 @@ Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
         if (on_error_ == OnError::raise) throw;
         return fallback(e);
     }
+}
+
+std::vector<ScriptReply> RedisTransport::eval_many(AlgorithmId algorithm,
+                                                   const std::vector<std::string>& keys,
+                                                   const std::vector<std::string>& args) {
+    std::vector<ScriptReply> out(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) out[i].fields = eval(algorithm, keys[i], args);
+    return out;
+}
+
+void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                             const std::vector<std::string>& args, Decision* out) {
+    if (keys.empty()) return;
+    const char* name = lua::kScripts[static_cast<std::size_t>(algorithm)].name;
+    std::vector<ScriptReply> replies;
+    try {
+        replies = transport_->eval_many(algorithm, keys, args);
+        if (replies.size() != keys.size()) {
+            throw BackendError(std::string("redis ") + name + " batch: " +
+                               std::to_string(replies.size()) + " replies for " +
+                               std::to_string(keys.size()) + " keys");
+        }
+    } catch (const BackendError& e) {  // the batch as a whole: no key was decided by Redis
+        errors_.fetch_add(keys.size(), std::memory_order_relaxed);
+        if (on_error_ == OnError::raise) throw;
+        for (std::size_t i = 0; i < keys.size(); ++i) out[i] = fallback(e);
+        return;
+    }
+    std::string first_error;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        try {
+            if (!replies[i].error.empty()) {
+                throw BackendError(std::string("redis ") + name + " script failed: " +
+                                   replies[i].error);
+            }
+            out[i] = parse_reply(algorithm, replies[i].fields);
+        } catch (const BackendError& e) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
+            if (on_error_ == OnError::raise) {
+                if (first_error.empty()) first_error = e.what();
+                continue;
+            }
+            out[i] = fallback(e);
+        }
+    }
+    if (!first_error.empty()) throw BackendError(first_error);
 }
 
 std::string RedisStore::multi_storage_key(std::string_view key_prefix, std::string_view key,

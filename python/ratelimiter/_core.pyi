@@ -91,6 +91,7 @@ class RedisStore:
         key_prefix: str = "rl:",
         use_server_time: bool = True,
         on_error: str = "raise",
+        cluster_nodes: list[tuple[str, int]] = ...,
     ) -> None: ...
     @staticmethod
     def with_client_ops(

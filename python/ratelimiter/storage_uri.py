@@ -7,7 +7,7 @@
 ``redis://[[user]:password@]host[:port][/db]``         :class:`~ratelimiter.RedisBackend` (native)
 ``rediss://…``                                         the same over TLS (through redis-py)
 ``unix:///path/redis.sock[?db=N]``                     Redis on a unix socket (native)
-``redis+cluster://host:port``                          not supported yet (raises)
+``redis+cluster://host:port[,host:port]``              Redis Cluster (through redis-py)
 =====================================================  ==========================================
 
 Query options are the backend constructor's keyword names, e.g.
@@ -98,7 +98,8 @@ _REDIS_OPTIONS: dict[str, _Parser] = {
 # the ssl_* ones by redis-py for rediss://).
 _REDIS_URL_OPTIONS = ("db", "password")
 _TLS_URL_OPTIONS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
-_SCHEMES = "memory://, sqlite://, redis://, rediss://, unix:// or redis+unix://"
+_SCHEMES = ("memory://, sqlite://, redis://, rediss://, unix://, redis+unix:// or "
+            "redis+cluster://")
 
 
 def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
@@ -111,8 +112,8 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
 
     Raises:
         ConfigurationError: naming what is wrong: an unknown scheme or option, a bad port,
-            db or option value, a missing host or path, a relative SQLite path, or
-            ``redis+cluster://`` (Redis Cluster is not supported yet). Passwords are masked
+            db or option value, a missing host or path, a relative SQLite path, or a
+            ``redis+cluster://`` URL naming a node not in cluster mode. Passwords are masked
             in messages.
     """
     if not isinstance(uri, str):
@@ -123,10 +124,7 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
     if not sep:
         raise ConfigurationError(
             f"storage uri {_mask(uri)!r} has no scheme; expected {_SCHEMES}")
-    # Known schemes we cannot serve yet say so before any detail of the URI is judged.
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        raise ConfigurationError(
-            f"storage uri {_mask(uri)!r}: Redis Cluster is not supported yet")
+    # Known schemes we cannot serve say so before any detail of the URI is judged.
     if scheme in ("redis+sentinel", "rediss+sentinel"):
         raise ConfigurationError(
             f"storage uri {_mask(uri)!r}: Redis Sentinel URIs are not supported; pass a "
@@ -145,6 +143,8 @@ def backend_from_uri(uri: str, **overrides: Any) -> BaseBackend:
         return _sqlite(uri, unquote(target), query, overrides)
     if scheme in ("redis", "rediss", "unix", "redis+unix"):
         return _redis(uri, scheme, query, overrides)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        return _redis_cluster(uri, scheme, target, query, overrides)
     raise ConfigurationError(
         f"storage uri {_mask(uri)!r}: unknown scheme {scheme + '://'!r}; expected {_SCHEMES}")
 
@@ -248,6 +248,24 @@ def _redis(uri: str, scheme: str, query: dict[str, str],
         # TLS runs through redis-py; the client carries the timeouts itself.
         client = _redis_client_from_url(url, options)
         return RedisBackend(client, **options)
+    return RedisBackend(url=url, **options)
+
+
+def _redis_cluster(uri: str, scheme: str, target: str, query: dict[str, str],
+                   overrides: dict[str, Any]) -> BaseBackend:
+    """``redis+cluster://[user:password@]host:port[,host:port...]``: a RedisBackend over
+    redis-py's RedisCluster (slot map, MOVED/ASK and failover handled by the client)."""
+    kept = {name: value for name, value in query.items() if name == "password"}
+    options = _options(uri, {k: v for k, v in query.items() if k not in kept},
+                       _REDIS_OPTIONS, ("password",))
+    netloc, _, path = target.partition("/")
+    if not netloc.rpartition("@")[2]:
+        raise ConfigurationError(f"storage uri {_mask(uri)!r} has no host")
+    if path.strip("/") not in ("", "0"):
+        raise ConfigurationError(f"storage uri {_mask(uri)!r}: Redis Cluster has only db 0")
+    _check_overrides(uri, "RedisBackend", overrides, _REDIS_OPTIONS)
+    options.update(overrides)
+    url = urlunsplit((scheme, netloc, "", urlencode(kept), ""))
     return RedisBackend(url=url, **options)
 
 

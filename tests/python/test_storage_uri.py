@@ -245,8 +245,11 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
 @pytest.mark.parametrize(
     ("uri", "message"),
     [
-        ("redis+cluster://127.0.0.1:7000", "Redis Cluster is not supported yet"),
-        ("redis+cluster://127.0.0.1:7000?timeout=", "Redis Cluster is not supported yet"),
+        ("redis+cluster://127.0.0.1:7000/3", "Redis Cluster has only db 0"),
+        ("redis+cluster://127.0.0.1:7000?timeout=", "option 'timeout' has no value"),
+        ("redis+cluster://127.0.0.1:7000?db=1", "unknown option 'db'"),
+        ("redis+cluster://", "has no host"),
+        ("redis+cluster://127.0.0.1:99999", "invalid port"),
         ("redis+sentinel://127.0.0.1:26379/mymaster", "Redis Sentinel URIs are not supported"),
         ("mongodb://127.0.0.1", "unknown scheme 'mongodb://'"),
         ("127.0.0.1:6379", "has no scheme"),

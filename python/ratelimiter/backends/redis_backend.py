@@ -8,7 +8,7 @@ from typing import Any, Optional
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .. import _core
-from ..exceptions import BackendError, ConfigurationError
+from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
 from ._dict_primitives import validate_amount, validate_ttl
 from ._redis_common import check_on_error, is_noscript, multi_scripts, single_scripts, translate
 from .base import BaseBackend
@@ -30,8 +30,16 @@ class RedisBackend(BaseBackend):
     any other client (SSL, Sentinel, cluster, fakeredis, a custom connection class) runs the
     same scripts through the client object itself.
 
+    Redis Cluster: ``url="redis+cluster://host:port[,host:port...]"`` runs on a native
+    cluster transport (the slot map from ``CLUSTER SLOTS``, a hiredis pool per master,
+    ``MOVED``/``ASK`` followed within ``timeout``); a ``redis.cluster.RedisCluster`` client
+    (or ``rediss+cluster://``) runs through redis-py. A node not in cluster mode is a
+    ``ConfigurationError``; on a cluster ``key_prefix`` may not contain braces.
+
     Keys are ``<key_prefix>{<limiter key>}:<algorithm>`` (a Redis Cluster hash tag); every
     key written expires once its state is fresh again (plus one second).
+    ``is_allowed_many`` sends all its keys' scripts in one pipeline (one round trip per
+    Redis node touched).
 
     ``use_server_time=True`` takes the time from Redis ``TIME`` so app servers with skewed
     clocks agree (the limiter's ``clock`` is then ignored); ``False`` uses the limiter's clock.
@@ -57,15 +65,22 @@ class RedisBackend(BaseBackend):
         check_on_error(on_error)
         if client is not None and url is not None:
             raise ConfigurationError("pass either client or url, not both")
+        cluster = url is not None and _is_cluster_url(url) or _is_cluster_client(client)
         if url is not None:
             params = _params_from_url(url)
-            if params is None:  # rediss:// and friends: let redis-py build the client
+            if cluster and (params is None or not _NATIVE_REDIS):  # TLS, or no hiredis
+                client, params = _cluster_client(url, timeout, connect_timeout), None
+            elif params is None:  # rediss:// and friends: let redis-py build the client
                 client = _redis_module().Redis.from_url(url)
         else:
             params = {} if client is None else _native_params(client)
         if params is not None and not _NATIVE_REDIS:
             client = _fallback_client(client, url, timeout, connect_timeout)
             params = None
+        if cluster and ("{" in key_prefix or "}" in key_prefix):
+            raise ConfigurationError(
+                f"key_prefix {key_prefix!r} contains a brace: on Redis Cluster the keys' hash "
+                f"tag must be the limiter key ({{key}}), so a prefix may not add or break one")
         self.key_prefix = key_prefix
         self.on_error = on_error
         self.use_server_time = bool(use_server_time)
@@ -223,6 +238,39 @@ class _ClientOps:
         scripts = multi_scripts()
         return self._run(scripts.sources[name], scripts.shas[name], keys, args)
 
+    def eval_many(self, name: str, keys: list[str], args: list[str]) -> list[Any]:
+        """The single-key script on each of ``keys`` in one pipeline (``transaction=False``):
+        one round trip for a single Redis, one per node touched for a RedisCluster pipeline.
+        Returns one item per key: its reply, or the exception its call raised."""
+        scripts = single_scripts()
+        source, sha = scripts.sources[name], scripts.shas[name]
+        if not hasattr(self._client, "pipeline"):  # a client without pipelines: key by key
+            return [self._eval_or_error(source, sha, key, args) for key in keys]
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            # execute_command: RedisCluster's pipeline blocks its evalsha() method, yet
+            # routes a queued EVALSHA by its key's slot like any other command.
+            for key in keys:
+                pipe.execute_command("EVALSHA", sha, 1, key, *args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+            missing = [i for i, reply in enumerate(replies)
+                       if isinstance(reply, Exception) and is_noscript(reply)]
+            if missing:  # a node's script cache was flushed: EVAL loads it again
+                pipe = self._client.pipeline(transaction=False)
+                for i in missing:
+                    pipe.execute_command("EVAL", source, 1, keys[i], *args)
+                for i, reply in zip(missing, pipe.execute(raise_on_error=False)):
+                    replies[i] = reply
+        except Exception as exc:
+            raise translate(exc) from exc
+        return [translate(r) if isinstance(r, Exception) else r for r in replies]
+
+    def _eval_or_error(self, source: str, sha: str, key: str, args: list[str]) -> Any:
+        try:
+            return self._run(source, sha, [key], args)
+        except BackendError as exc:
+            return exc
+
     def _run(self, source: str, sha: str, keys: list[str], args: list[str]) -> Any:
         try:
             try:
@@ -232,6 +280,8 @@ class _ClientOps:
                     raise
                 return self._client.eval(source, len(keys), *keys, *args)
         except Exception as exc:
+            if _is_cross_slot(exc):
+                raise _cross_slot_error(keys) from exc
             raise translate(exc) from exc
 
     def delete(self, key: str) -> None:
@@ -245,6 +295,81 @@ class _ClientOps:
             return self._client.execute_command(*argv)
         except Exception as exc:
             raise translate(exc) from exc
+
+
+def _is_cross_slot(exc: BaseException) -> bool:
+    """A server's CROSSSLOT reply, or redis-py's RedisCluster refusing keys of several slots."""
+    text = str(exc)
+    return "CROSSSLOT" in text or "must map to the same key slot" in text
+
+
+def _cross_slot_error(keys: list[str]) -> ConfigurationError:
+    """What a decision over keys of different cluster slots raises, whatever ``on_error``:
+    it is a configuration mistake, and no policy answer would be a right decision."""
+    return ConfigurationError(
+        f"the Redis keys of one decision ({', '.join(map(repr, keys))}) hash to different "
+        f"Redis Cluster slots (CROSSSLOT): their {{hash tag}} is broken by a '{{' or '}}' in "
+        f"the limiter key or key_prefix; keep braces out of keys and prefixes on a cluster")
+
+
+def _is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in ("redis+cluster", "rediss+cluster")
+
+
+def _is_cluster_client(client: Any) -> bool:
+    """Whether ``client`` is redis-py's (sync or asyncio) RedisCluster."""
+    names = {cls.__module__ + "." + cls.__name__ for cls in type(client).__mro__}
+    return bool(names & {"redis.cluster.RedisCluster", "redis.asyncio.cluster.RedisCluster"})
+
+
+def _cluster_nodes(url: str, parts: SplitResult) -> list[SplitResult]:
+    """Each startup node of ``redis+cluster://[user:pass@]host:port[,host:port...]``."""
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not hosts:
+        raise ConfigurationError(f"url {_masked(url)!r} has no host: write "
+                                 f"redis+cluster://host:port[,host:port...]")
+    return [_split_url(f"redis://{userinfo}{at}{host}") for host in hosts.split(",")]
+
+
+def _cluster_client(url: str, timeout: float, connect_timeout: float) -> Any:
+    """redis-py's RedisCluster for a ``redis+cluster://`` URL: it loads the slot map, routes
+    each script call to the master of its key's slot and follows MOVED/ASK.
+
+    A node that is not in cluster mode is a configuration mistake (ConfigurationError);
+    no reachable node at all is a BackendConnectionError.
+    """
+    redis = _redis_module()
+    from redis.cluster import ClusterNode, RedisCluster
+
+    parts = _split_url(url)
+    nodes = [ClusterNode(*_host_and_port(_masked(url), node))  # type: ignore[no-untyped-call]
+             for node in _cluster_nodes(url, parts)]
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    try:
+        return RedisCluster(
+            startup_nodes=nodes,
+            username=unquote(parts.username or "") or None,
+            password=unquote(parts.password or query.get("password", "")) or None,
+            ssl=parts.scheme.lower() == "rediss+cluster",
+            socket_timeout=timeout,
+            socket_connect_timeout=connect_timeout,
+        )
+    except redis.exceptions.RedisClusterException as exc:
+        if "cluster mode is not enabled" in str(exc).lower():
+            raise ConfigurationError(
+                f"url {_masked(url)!r} names a Redis that is not in cluster mode "
+                f"(cluster_enabled:0): use redis://host:port for a single server") from None
+        raise BackendConnectionError(
+            f"redis cluster at {_masked(url)!r} unreachable: {exc}") from exc
+
+
+def _masked(url: str) -> str:
+    """``url`` without its password (error messages end up in logs)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{hosts}"
 
 
 def _redis_module() -> Any:
@@ -301,11 +426,21 @@ def _params_from_url(url: str) -> Optional[dict[str, Any]]:
         if not parts.path:
             raise ConfigurationError(f"url {url!r} has no socket path")
         params["unix_socket"] = unquote(parts.path)
+    elif parts.scheme in ("redis+cluster", "rediss+cluster"):
+        if parts.path.strip("/") not in ("", "0") or query.get("db", "0") != "0":
+            raise ConfigurationError(
+                f"url {_masked(url)!r}: Redis Cluster has only db 0")
+        nodes = [_host_and_port(_masked(url), host) for host in _cluster_nodes(url, parts)]
+        if parts.scheme == "rediss+cluster":  # TLS: through redis-py's RedisCluster
+            return None
+        params["cluster_nodes"] = nodes  # the native cluster transport (slot map, MOVED/ASK)
+        return params
     elif parts.scheme == "rediss":  # TLS: not on the native path (redis-py connects)
         _host_and_port(url, parts)  # the same checks, so both schemes fail alike
         return None
     else:
-        raise ConfigurationError(f"url must start with redis://, rediss:// or unix://, got {url!r}")
+        raise ConfigurationError(
+            f"url must start with redis://, rediss://, unix:// or redis+cluster://, got {url!r}")
     try:
         params["db"] = int(db_text or 0)
     except ValueError:

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ratelimiter/algorithm/all.hpp"
@@ -41,7 +42,10 @@ struct RedisOptions {
     // After a failed connect, calls fail at once for this long instead of each waiting for
     // a connect timeout against a dead host.
     double reconnect_interval = 0.1;
-    std::size_t max_idle_connections = 16;
+    std::size_t max_idle_connections = 16;  // per node
+    // Non-empty: a Redis Cluster reached through these seed nodes (host/port/unix_socket/db
+    // are then unused); calls go to the master of their key's slot, MOVED/ASK followed.
+    std::vector<std::pair<std::string, int>> cluster_nodes;
 };
 
 // A reply from Redis, for the generic command() API (primitives, tests, benchmarks).
@@ -51,6 +55,13 @@ struct RedisValue {
     std::int64_t integer = 0;
     std::string str;  // string, status and error text
     std::vector<RedisValue> elements;
+};
+
+// One script call's outcome in a pipelined batch: the reply's fields (as eval returns them),
+// or, if that call failed on the server (an error reply), its error text.
+struct ScriptReply {
+    std::vector<std::string> fields;
+    std::string error;  // non-empty: this call failed
 };
 
 // How commands reach Redis: hiredis connections (RedisStore's default), or anything else
@@ -68,6 +79,12 @@ public:
     virtual std::vector<std::string> eval_multi(AlgorithmId algorithm,
                                                 const std::vector<std::string>& keys,
                                                 const std::vector<std::string>& args) = 0;
+    // The single-key script once per key, every call with the same ARGV, pipelined: one
+    // round trip per node instead of one per key. A failed round trip throws (as eval); an
+    // error reply fails only its own key. The default runs eval key by key.
+    virtual std::vector<ScriptReply> eval_many(AlgorithmId algorithm,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args);
     virtual void del(const std::string& key) = 0;
     // Any command (argv[0] is its name).
     virtual RedisValue command(const std::vector<std::string>& argv) = 0;
@@ -109,6 +126,23 @@ public:
                          transport_->binary_replies());
         append_params(args, params);
         return decide(Algo::id, key, args);
+    }
+
+    // One step of Algo on each of `keys` (limiter prefix included), at one `now`, pipelined
+    // (RedisTransport::eval_many): out[i] is keys[i]'s decision. A key whose call failed gets
+    // the on_error answer (or BackendError under "raise", after the whole batch ran).
+    template <class Algo>
+    void apply_many(const std::vector<std::string>& keys, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Decision* out) {
+        std::vector<std::string> args;
+        args.reserve(16);
+        append_call_args(args, use_server_time_, now, cost, Operation::consume,
+                         transport_->binary_replies());
+        append_params(args, params);
+        std::vector<std::string> storage_keys;
+        storage_keys.reserve(keys.size());
+        for (const std::string& key : keys) storage_keys.push_back(storage_key(key, Algo::name));
+        decide_many(Algo::id, storage_keys, args, out);
     }
 
     // Several limits of one key at once (MultiRateLimiter): one EVALSHA of the algorithm's
@@ -188,6 +222,8 @@ public:
 private:
     Decision decide(AlgorithmId algorithm, std::string_view key,
                     const std::vector<std::string>& args);
+    void decide_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                     const std::vector<std::string>& args, Decision* out);
     bool decide_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                       const std::vector<std::string>& args, Decision* out);
     bool erase_key(const std::string& key);

@@ -1,0 +1,98 @@
+"""Pipelined batches: `is_allowed_many(1,000 keys)` against one `is_allowed` at a time.
+
+    python bench/bench_redis_batch.py [--seconds 1.0] [--batch 1000] [--cluster]
+
+Starts a private redis-server (tests/python/redis_server.py) and measures, in the same run,
+decisions/s of single calls and of batches for each algorithm, on the native hiredis path
+and through a redis-py client (the path every non-plain client takes). With --cluster it
+also starts a local 3-master cluster (tests/python/redis_cluster.py) and measures the same
+on the native cluster transport (one pipeline per master) and through
+redis.cluster.RedisCluster (whose pipeline also sends one round trip per master).
+Prints figures only; never asserts timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import redis
+import redis.cluster
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
+
+from limiters import LIMITERS  # noqa: E402
+
+from ratelimiter.backends import RedisBackend  # noqa: E402
+
+
+class _Wrapped(redis.Redis):
+    """A redis.Redis subclass: RedisBackend runs it through the client object."""
+
+
+def per_second(call: Callable[[], int], seconds: float) -> float:
+    """Decisions/s of call() (which returns how many decisions it made) for ~`seconds`."""
+    done = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += call()
+    return done / (time.perf_counter() - start)
+
+
+def single_and_batch(limiter: Any, keys: list[str], seconds: float) -> tuple[float, float]:
+    """Decisions/s of is_allowed one key at a time, and of is_allowed_many(keys)."""
+    counter = iter(range(10**12))
+
+    def single() -> int:
+        limiter.is_allowed(keys[next(counter) % len(keys)])
+        return 1
+
+    def many() -> int:
+        limiter.is_allowed_many(keys)
+        return len(keys)
+
+    return per_second(single, seconds), per_second(many, seconds)
+
+
+def measure(label: str, backend: Any, seconds: float, batch: int,
+            server: Any = None) -> None:
+    """With `server` (a redis.Redis), also the script's own time inside Redis per call
+    (INFO commandstats): the floor no pipelining can go below."""
+    keys = [f"user{i}" for i in range(batch)]
+    for name, make in LIMITERS.items():
+        if server is not None:
+            server.config_resetstat()
+        one, batched = single_and_batch(make(backend, 1_000_000_000, 3600.0), keys, seconds)
+        inside = ""
+        if server is not None:
+            usec = server.info("commandstats")["cmdstat_evalsha"]["usec_per_call"]
+            inside = f"   script inside Redis {usec:5.1f} us (max {1e6 / usec:>8,.0f}/s)"
+        print(f"{label:<10} {name:<24} single {one:>8,.0f}/s   batch of {batch} "
+              f"{batched:>8,.0f}/s   x{batched / one:5.1f}{inside}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--cluster", action="store_true")
+    args = parser.parse_args()
+    from redis_server import RedisServer
+
+    with RedisServer() as server:
+        measure("native", RedisBackend(url=server.url), args.seconds, args.batch,
+                server.client())
+        measure("redis-py", RedisBackend(_Wrapped(port=server.port)), args.seconds, args.batch)
+    if args.cluster:
+        from redis_cluster import RedisCluster
+
+        with RedisCluster() as cluster:
+            measure("cluster", RedisBackend(url=cluster.url), args.seconds, args.batch)
+            measure("cluster-py", RedisBackend(cluster.client()), args.seconds, args.batch)
+
+
+if __name__ == "__main__":
+    main()
