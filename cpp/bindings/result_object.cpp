@@ -11,7 +11,7 @@ namespace {
 struct ResultObject {
     PyObject_HEAD
     PyObject* key;       // str
-    PyObject* metadata;  // dict, or nullptr until first read
+    PyObject* metadata;  // dict, or nullptr until first read; never handed out (see get_metadata)
     long long limit;
     long long remaining;
     double window;
@@ -86,14 +86,16 @@ PyObject* build_metadata(ResultObject* self) {
     return dict;
 }
 
+// A result is immutable (API.md) and `metadata` is documented as a dict (callers json.dumps
+// it), so each read returns a copy of the dict built on first read: mutating what one read
+// returned never changes the result, its equality, hash or pickle.
 PyObject* get_metadata(PyObject* obj, void*) {
     auto* self = reinterpret_cast<ResultObject*>(obj);
     if (self->metadata == nullptr) {
         self->metadata = build_metadata(self);
         if (self->metadata == nullptr) return nullptr;
     }
-    Py_INCREF(self->metadata);
-    return self->metadata;
+    return PyDict_Copy(self->metadata);
 }
 
 PyObject* get_allowed(PyObject* obj, void*) {
@@ -166,7 +168,7 @@ PyMemberDef result_members[] = {
 
 PyGetSetDef result_getset[] = {
     {"allowed", get_allowed, nullptr, "Whether the request was admitted.", nullptr},
-    {"metadata", get_metadata, nullptr, "Algorithm-specific values (a new dict per result).",
+    {"metadata", get_metadata, nullptr, "Algorithm-specific values (a new dict on each read: the result is immutable).",
      nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };

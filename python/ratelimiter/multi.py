@@ -53,20 +53,17 @@ class MultiRateLimitResult(RateLimitResult):
     ``reset_after``, ``retry_after``, ``insufficient_capacity``.
     """
 
-    __slots__ = ("_multi", "_metadata")
+    __slots__ = ("_multi",)
     _multi: tuple[Any, bytes]  # set by the core: (limits info, per-limit doubles)
-    _metadata: dict[str, Any]
 
     @property
     def metadata(self) -> dict[str, Any]:
-        cached: Optional[dict[str, Any]] = getattr(self, "_metadata", None)
-        if cached is not None:
-            return cached
-        metadata = dict(_base_metadata(self))
+        # A new dict (and new per-limit dicts) on each read, as RateLimitResult's: the result
+        # stays immutable whatever a caller does with what it read.
+        metadata: dict[str, Any] = _base_metadata(self)
         multi = getattr(self, "_multi", None)
         if multi is not None:
             metadata["limits"] = self._limits(multi)
-        self._metadata = metadata
         return metadata
 
     @staticmethod
