@@ -52,7 +52,7 @@ function(ratelimiter_embed_lua_multi target)
              "deferring_store_state, values_reply\n")
       string(APPEND source "${body}\nend\n${driver}")
     else()
-      # No multi form (adaptive): a script that says so, so the table stays indexed by id.
+      # No multi form (adaptive): a script that says so, so every algorithm has an entry.
       set(source "return redis.error_reply('ERR ratelimiter: ${name} has no multi-limit script')")
     endif()
     if(source MATCHES "\\)ratelimiter_lua\"")
@@ -73,7 +73,7 @@ function(ratelimiter_embed_lua_multi target)
 
 namespace ratelimiter::lua {
 
-// Multi-limit scripts, indexed by AlgorithmId (as kScripts).
+// Multi-limit scripts, in kScripts' order (lua_index.hpp looks them up).
 inline constexpr std::array<Script, ${count}> kMultiScripts = {{
 ${entries}}};
 
