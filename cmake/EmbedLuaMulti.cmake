@@ -52,7 +52,8 @@ function(ratelimiter_embed_lua_multi target)
              "deferring_store_state, values_reply\n")
       string(APPEND source "${body}\nend\n${driver}")
     else()
-      # No multi form (adaptive): a script that says so, so every algorithm has an entry.
+      # No multi form (an algorithm without adjust_<name>.lua): a script that says so, so
+      # every algorithm has an entry (lua_index.hpp checks it).
       set(source "return redis.error_reply('ERR ratelimiter: ${name} has no multi-limit script')")
     endif()
     if(source MATCHES "\\)ratelimiter_lua\"")

@@ -27,7 +27,7 @@ struct LimitDef {
 
 class MultiLimiter {
 public:
-    // `algorithm`: an algorithm name (adaptive excluded); `limits`: distinct LimitDefs;
+    // `algorithm`: an algorithm name (adaptive: per-key load mode); `limits`: distinct LimitDefs;
     // `result_class`: the Python class of results (a RateLimitResult subclass with a `_multi`
     // slot); `info`: attached to every result, describing the limits for its metadata.
     MultiLimiter(const py::object& backend, const std::string& algorithm,

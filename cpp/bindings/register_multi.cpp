@@ -160,9 +160,13 @@ std::unique_ptr<MultiLimiter::Engine> make_engine(const std::string& algorithm,
     if (algorithm == TokenBucket::name) return std::make_unique<EngineFor<TokenBucket>>(limits);
     if (algorithm == LeakyBucket::name) return std::make_unique<EngineFor<LeakyBucket>>(limits);
     if (algorithm == Gcra::name) return std::make_unique<EngineFor<Gcra>>(limits);
+    // Per-key load mode only (each limit's sensor measures its own key): the Spec leaves
+    // load_capacity unset, since the aggregate mode needs limiter-wide state.
+    if (algorithm == Adaptive::name) return std::make_unique<EngineFor<Adaptive>>(limits);
     raise_configuration_error("algorithm '" + algorithm +
                               "' cannot run several limits (use fixed_window, sliding_window, "
-                              "sliding_window_counter, token_bucket, leaky_bucket or gcra)");
+                              "sliding_window_counter, token_bucket, leaky_bucket, gcra or "
+                              "adaptive)");
 }
 
 }  // namespace

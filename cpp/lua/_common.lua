@@ -134,6 +134,9 @@ local function floor_count(value)
 end
 local function finite(x) return x == x and x ~= INF and x ~= -INF end
 local function plausible_count(v) return v >= 0 and v <= MAX_COUNT end
+local function plausible_signed_count(v) return v >= -MAX_COUNT and v <= MAX_COUNT end
+-- kDebtBuckets (common.hpp): a bucket may owe at most one whole bucket after adjust.
+local DEBT_BUCKETS = 1.0
 local function plausible_index(k) return finite(k) and k == floor(k) end
 local function ahead_of_clock(t, now) return t > now + CLOCK_TOLERANCE end
 

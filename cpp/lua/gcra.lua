@@ -8,9 +8,10 @@ local s = load_state(KEYS[1], 2, 1)
 local level, last = 0, now
 if s and #s == 2 and plausible_count(s[1]) and finite(s[2]) then
     level, last = s[1], s[2]
-    -- Gcra::sanitize: a clock glitch re-bases to now; a lowered burst clamps the carry.
+    -- Gcra::sanitize: a clock glitch re-bases to now; a lowered burst clamps the carry to
+    -- burst plus one burst of debt.
     if ahead_of_clock(last, now) then last = now end
-    level = min(level, burst)
+    level = min(level, (1 + DEBT_BUCKETS) * burst)
 end
 
 local elapsed = max(0, now - last)

@@ -6,11 +6,11 @@ local rate = tonumber(ARGV[6])
 local s = load_state(KEYS[1], 2)
 local level, last = 0, now
 -- LeakyBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now; a level
--- above a lowered capacity is clamped to it.
+-- above capacity plus one bucket of debt (a lowered capacity) is clamped to it.
 if s and plausible_count(s[1]) and finite(s[2]) then
     level, last = s[1], s[2]
     if ahead_of_clock(last, now) then last = now end
-    level = min(level, capacity)
+    level = min(level, (1 + DEBT_BUCKETS) * capacity)
 end
 
 local elapsed = max(0, now - last)

@@ -14,11 +14,16 @@ local size = call('LLEN', key)  -- entries + 1 (the total), or 0
 if size == 1 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
 local entries = size > 0 and size - 1 or 0
 
--- Entry i (0-based), fetched CHUNK at a time.
+-- Entry i (0-based), fetched CHUNK at a time (the chunk ending at i when reading backwards).
+-- A peek of a glitched log reads its re-based newest entry from `override` instead.
 local cache, cache_from = {}, -1
+local override_i, override_t, override_n = -1, 0, 0
 local function entry(i)
+    if i == override_i then return override_t, override_n end
     if cache_from < 0 or i < cache_from or i >= cache_from + #cache then
-        cache, cache_from = call('LRANGE', key, i, i + CHUNK - 1), i
+        local from = i
+        if cache_from >= 0 and i < cache_from then from = max(0, i - CHUNK + 1) end
+        cache, cache_from = call('LRANGE', key, from, from + CHUNK - 1), from
     end
     local raw = cache[i - cache_from + 1]
     if not raw or #raw ~= 16 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
@@ -32,6 +37,40 @@ if entries > 0 then
     if #raw_total ~= 8 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
     total = unpack_binary('<d', raw_total)
     newest_t, newest_n = entry(entries - 1)
+end
+
+-- A clock glitch (SlidingWindow::rebase): the entries beyond now + CLOCK_TOLERANCE are the
+-- newest; they still count but merge into one entry at max(now, the newest entry within the
+-- tolerance). A step writes that back even if it rejects (a full key would stay locked until
+-- real time catches up otherwise); a peek only reads the log as re-based.
+if newest_t and ahead_of_clock(newest_t, now) then
+    local units, kept = 0, entries
+    while kept > 0 do
+        local t, n = entry(kept - 1)
+        if not ahead_of_clock(t, now) then break end
+        units = units + n
+        kept = kept - 1
+    end
+    local at, n, merged = now, units, false
+    if kept > 0 then
+        local prev_t, prev_n = entry(kept - 1)
+        if prev_t >= now then at, n, merged = prev_t, prev_n + units, true end
+    end
+    if merged then entries = kept else entries = kept + 1 end
+    if consume then
+        if kept == 0 then call('DEL', key) else call('LTRIM', key, 0, kept - 1) end
+        if merged then
+            call('LSET', key, kept - 1, pack('<d<d', at, n))
+        else
+            call('RPUSH', key, pack('<d<d', at, n))
+        end
+        call('RPUSH', key, pack('<d', total))
+        call('PEXPIRE', key, ttl_ms(at + window, now))
+        cache, cache_from = {}, -1
+    else
+        override_i, override_t, override_n = entries - 1, at, n
+    end
+    newest_t, newest_n = at, n
 end
 
 -- The log as seen at now (View in C++): the clock never goes back past the newest entry.

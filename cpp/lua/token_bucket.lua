@@ -5,10 +5,12 @@ local rate = tonumber(ARGV[6])
 
 local s = load_state(KEYS[1], 2)
 local tokens, last = capacity, now
--- TokenBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now.
-if s and plausible_count(s[1]) and finite(s[2]) then
+-- TokenBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now; debt
+-- below one whole bucket (a lowered capacity) is clamped to it.
+if s and plausible_signed_count(s[1]) and finite(s[2]) then
     tokens, last = s[1], s[2]
     if ahead_of_clock(last, now) then last = now end
+    tokens = max(tokens, -DEBT_BUCKETS * capacity)
 end
 
 local elapsed = max(0, now - last)

@@ -97,6 +97,10 @@ constexpr std::array<const char*, static_cast<std::size_t>(Sql::count_)> kStatem
     "INSERT OR IGNORE INTO rl_log_dead(log_id) VALUES(?1)",
     "SELECT log_id FROM rl_log_dead ORDER BY log_id LIMIT 1",
     "DELETE FROM rl_log_dead WHERE log_id = ?1",
+    // A clock glitch's re-base (apply_sliding_log): the newest row within the tolerance, and
+    // the glitched rows (with any popped ones in their range) replaced by one merged row.
+    "SELECT t, n, cum FROM rl_log WHERE log_id = ?1 AND t <= ?2 ORDER BY t DESC LIMIT 1",
+    "DELETE FROM rl_log WHERE log_id = ?1 AND t >= ?2",
 };
 static_assert(SqliteStore::kSlidingLogAlgo == 101, "log_expired_heads hard-codes the algo");
 static_assert(SqliteStore::kPruneBatch == 500, "the prune statements hard-code the batch");

@@ -54,6 +54,8 @@ enum class Sql : std::size_t {
     log_mark_dead,
     log_first_dead,
     log_unmark_dead,
+    log_row_at_or_before,
+    log_delete_from,
     count_,  // number of statements
 };
 

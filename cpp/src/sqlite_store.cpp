@@ -184,6 +184,45 @@ std::optional<LogEntry> oldest_live(SqliteConnection& c, const LogHead& h, doubl
     return std::nullopt;
 }
 
+// SlidingWindow::rebase on rows: the glitched entries (t > far) are the newest rows; they
+// merge into one entry at c = max(now, the newest live entry at t <= far), whose cum is the
+// head's last_cum (cum counts units, not time). With `write`, the rows change (a one-time
+// cost of O(glitched rows), in the decision's transaction; the caller writes the head);
+// without (a peek), only `head` is re-based and the rows beyond `far` read as at c.
+// False: rows a step could not have written (the caller reports corrupt state).
+bool rebase_rows(SqliteConnection& c, LogHead& head, double now, double far, bool write) {
+    std::optional<LogEntry> prev;
+    {
+        Statement before(c, Sql::log_row_at_or_before);
+        before.bind(1, head.log_id).bind(2, far);
+        if (before.step("reading the sliding log") && before.column_double(0) >= head.live_from) {
+            prev = LogEntry{before.column_double(0), static_cast<double>(before.column_int(1)),
+                            static_cast<double>(before.column_int(2))};
+        }
+    }
+    double first_cum = 0.0;  // cum before the oldest glitched entry
+    {
+        Statement first(c, Sql::log_rows_after);
+        first.bind(1, head.log_id).bind(2, std::max(far, std::nextafter(head.live_from, -kInf)));
+        if (!first.step("reading the sliding log")) return false;
+        first_cum = static_cast<double>(first.column_int(2) - first.column_int(1));
+    }
+    const double units = head.last_cum - first_cum;
+    if (!(units >= 1.0)) return false;
+    const bool merge = prev && prev->t >= now;
+    const double at = merge ? prev->t : now;
+    const double n = merge ? prev->n + units : units;
+    if (write) {
+        Statement(c, Sql::log_delete_from).bind(1, head.log_id).bind(2, at).run(
+            "re-basing the sliding log");
+        upsert_entry(c, head.log_id, at, n, head.last_cum);
+        head.live_from = std::min(head.live_from, at);
+    }
+    head.last_t = at;
+    head.last_n = n;
+    return true;
+}
+
 // The heads of logs the pruning sweep is about to delete in (from, end] (end absent: to the
 // table's end): queue their rows for drain_dead_logs. A head too corrupt to name its log
 // leaves its rows behind (unreachable: ids are never reused).
@@ -420,8 +459,10 @@ Decision SqliteStore::step_short_log(SqliteConnection& c, std::string_view key, 
         throw_corrupt(SlidingWindow::name, key);
     }
     if (peek) return SlidingWindow::peek(state, now, params);
+    // A clock-glitch re-base is written back even by a rejection (SlidingWindow::rebase).
+    const bool rebased = SlidingWindow::rebase(state, now);
     const Decision d = SlidingWindow::step(state, now, cost, params);
-    if (!d.allowed) return d;  // a rejection leaves the state unchanged: nothing to write
+    if (!d.allowed && !rebased) return d;  // a rejection leaves the log unchanged
     const double fresh_at = SlidingWindow::fresh_at(state, params);
     if (state.entries.size() <= static_cast<std::size_t>(kLogInlineEntries)) {
         SlidingWindow::encode(state, c.outcome.encoded);
@@ -500,6 +541,14 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
         return d;
     }
 
+    // A clock glitch first (SlidingWindow::rebase). A peek only reads the log as re-based:
+    // rows beyond `far` read as one entry at the head's (re-based) last_t.
+    const double far = now + kClockTolerance;  // ahead_of_clock(t, now) == (t > far)
+    const bool glitched = ahead_of_clock(head.last_t, now);
+    if (glitched && !rebase_rows(c, head, now, far, !peek)) {
+        throw_corrupt(SlidingWindow::name, key);
+    }
+
     // From here on, SlidingWindow::view/decide/step (sliding_window.hpp) with the same float
     // operations: the log's entries are the rows at t >= live_from, the newest is the head's.
     const double limit = static_cast<double>(limit_count);
@@ -525,12 +574,16 @@ Decision SqliteStore::apply_sliding_log(std::string_view key, double now, std::i
         Statement at(c, Sql::log_row_at_cum);
         const double target = first->cum - first->n + to_leave;
         at.bind(1, head.log_id).bind(2, static_cast<std::int64_t>(target));
-        if (at.step("reading the sliding log")) d.retry_after = at.column_double(0) + window - now;
+        if (at.step("reading the sliding log")) {
+            const double t = at.column_double(0);
+            d.retry_after = (glitched && t > far ? head.last_t : t) + window - now;
+        }
     }
     d.remaining = floor_count(limit - count);
     d.reset_after = count > 0.0 ? head.last_t + window - now : 0.0;
     d.meta[0] = count;
-    if (peek || !d.allowed) {  // a rejection leaves the log untouched
+    if (peek || !d.allowed) {  // a rejection leaves the log untouched (but for a re-base)
+        if (glitched && !peek) write_head(c, key, head, true, head.last_t + window);
         txn.commit();
         return d;
     }

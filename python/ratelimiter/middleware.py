@@ -25,10 +25,15 @@ Behaviour, the same in both:
 * Admitted responses get rate-limit headers (``header_style``: ``"x-ratelimit"`` for
   ``X-RateLimit-Limit/Remaining/Reset``, ``"ietf"`` for ``RateLimit``/``RateLimit-Policy``,
   or ``"both"``); headers the application set itself are left alone.
+* The ASGI middleware never limits FastAPI's documentation routes (``docs_paths``).
 * Rejected requests get ``429 Too Many Requests`` with the JSON body
   ``{"error": "rate limit exceeded"}``, ``Content-Type``, ``Content-Length``, the same
   rate-limit headers and ``Retry-After`` in whole seconds (omitted when waiting cannot
-  help, i.e. the cost exceeds the limiter's capacity).
+  help, i.e. the cost exceeds the limiter's capacity). This response is built by
+  :class:`~ratelimiter.integrations._policy.ResponsePolicy`, shared with the Flask,
+  FastAPI and Django integrations.
+* With a ``MemoryBackend`` every worker process counts on its own (N workers: N times the
+  limit); a warning is logged once per process when this is detected.
 
 * ``usage_path="/rate_limit"`` (default off) answers ``GET``/``HEAD`` on that exact path
   with the caller's own quotas as JSON, from ``peek`` (nothing consumed), for every
@@ -54,7 +59,7 @@ import inspect
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Optional, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 
 from ._protocols import ASGIApp, Message, Receive, Scope, Send, SyncLimiter
 from ._routes import RouteTable
@@ -69,6 +74,12 @@ from ._usage import (
 )
 from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any
 from .algorithms.base import RateLimitResult
+from .integrations._policy import (
+    REJECTION_BODY,
+    HeaderStyle,
+    ResponsePolicy,
+    warn_if_memory_in_worker,
+)
 from .key_funcs import asgi_peer, wsgi_peer
 from .metrics import (
     NearLimitCallback,
@@ -83,12 +94,11 @@ from .metrics import (
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["AsyncRateLimitMiddleware", "HeaderStyle", "RateLimitMiddleware"]
+__all__ = ["DOCS_PATHS", "AsyncRateLimitMiddleware", "HeaderStyle", "RateLimitMiddleware"]
 
-HeaderStyle = Literal["x-ratelimit", "ietf", "both"]
-_HEADER_STYLES = ("x-ratelimit", "ietf", "both")
+DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+"""FastAPI's default documentation routes, exempt from the ASGI middleware by default."""
 
-REJECTION_BODY = b'{"error": "rate limit exceeded"}'
 REJECTION_STATUS = "429 Too Many Requests"
 METHOD_NOT_ALLOWED_STATUS = "405 Method Not Allowed"
 
@@ -114,14 +124,12 @@ class _Policy(Generic[R]):
         route_limiters: RouteLimiters[R],
         exempt_paths: Iterable[str],
         exempt_methods: Iterable[str],
-        header_style: str,
+        header_style: HeaderStyle,
     ) -> None:
         if not callable(getattr(limiter, "is_allowed", None)):
             raise TypeError(f"limiter must have is_allowed(), got {type(limiter).__name__}")
-        if header_style not in _HEADER_STYLES:
-            raise ValueError(
-                f"header_style must be one of {', '.join(_HEADER_STYLES)}; got {header_style!r}"
-            )
+        # The one 429 and header set of every integration (ratelimiter.integrations).
+        self.response = ResponsePolicy(header_style)
         self.limiter = limiter
         self.header_style = header_style
         self.exempt_methods = frozenset(
@@ -190,20 +198,10 @@ class _Policy(Generic[R]):
         return self.route_groups
 
     def headers(self, result: RateLimitResult) -> dict[str, str]:
-        style = self.header_style
-        if style == "x-ratelimit":
-            return result.headers
-        if style == "ietf":
-            return result.ietf_headers
-        return {**result.headers, **result.ietf_headers}
+        return self.response.headers(result)
 
     def rejection_headers(self, result: RateLimitResult) -> list[tuple[str, str]]:
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(REJECTION_BODY))),
-        ]
-        headers.extend(self.headers(result).items())
-        return headers
+        return self.response.rejection_headers(result)
 
 
 def _merge_headers(
@@ -276,7 +274,7 @@ class RateLimitMiddleware:
         exempt_paths: Route patterns never limited, e.g. ``["/health", "/static/*"]``.
         exempt_methods: Methods never limited (default ``("OPTIONS",)``).
         route_limiters: Mapping of route pattern to limiter, or ``(environ) -> limiter|None``.
-        header_style: ``"x-ratelimit"`` (default), ``"ietf"`` or ``"both"``.
+        header_style: ``"x-ratelimit"`` (default), ``"ietf"``, ``"both"`` or ``"none"``.
         usage_path: Exact path answering the caller's quotas as JSON (default ``None``: off).
         on_near_limit: ``(key, result) -> None``, called once per key per window when usage
             reaches ``near_limit_ratio`` of a limiter's quota.
@@ -327,6 +325,7 @@ class RateLimitMiddleware:
         chosen = policy.limiter_for(environ, method, path)
         cost = policy.cost_for(environ, method, path)
         key = self.key_func(environ)
+        warn_if_memory_in_worker(getattr(_sync(chosen), "backend", None))
         result = _sync(chosen).is_allowed(key, cost)
         alerts = self._alerts
         if alerts is not None and alerts.crossed(chosen, key, result):
@@ -382,8 +381,12 @@ class AsyncRateLimitMiddleware:
         exempt_paths: Route patterns never limited.
         exempt_methods: Methods never limited (default ``("OPTIONS",)``).
         route_limiters: Mapping of route pattern to limiter, or ``(scope) -> limiter|None``.
-        header_style: ``"x-ratelimit"`` (default), ``"ietf"`` or ``"both"``.
+        header_style: ``"x-ratelimit"`` (default), ``"ietf"``, ``"both"`` or ``"none"``.
         executor: Where limiters on blocking backends run (default: the loop's executor).
+        docs_paths: Exact paths never limited, default FastAPI's documentation
+            (:data:`DOCS_PATHS`: ``/docs``, ``/docs/oauth2-redirect``, ``/redoc``,
+            ``/openapi.json``), so a limited client can still read the API's docs. Pass
+            ``()`` to limit them too.
         usage_path: Exact path answering the caller's quotas as JSON (default ``None``: off).
         on_near_limit: ``(key, result) -> None`` or an ``async def`` of the same, called once
             per key per window when usage reaches ``near_limit_ratio`` of a limiter's quota.
@@ -406,6 +409,7 @@ class AsyncRateLimitMiddleware:
         route_limiters: RouteLimiters[Scope] = None,
         header_style: HeaderStyle = "x-ratelimit",
         executor: Optional[Executor] = None,
+        docs_paths: Iterable[str] = DOCS_PATHS,
         usage_path: Optional[str] = None,
         on_near_limit: Optional[NearLimitCallback] = None,
         near_limit_ratio: float = 0.8,
@@ -415,6 +419,9 @@ class AsyncRateLimitMiddleware:
         self.key_func: Callable[[Scope], Any] = key_func or asgi_peer
         self.cost = cost
         self.executor = executor
+        if isinstance(docs_paths, str):
+            docs_paths = (docs_paths,)
+        self.docs_paths = frozenset(docs_paths)
         self._policy: _Policy[Scope] = _Policy(
             limiter, cost, route_limiters, exempt_paths, exempt_methods, header_style
         )
@@ -432,13 +439,14 @@ class AsyncRateLimitMiddleware:
         if path == self.usage_path:
             await self._usage(scope, send, method)
             return
-        if policy.exempt(method, path):
+        if path in self.docs_paths or policy.exempt(method, path):
             await self.app(scope, receive, send)
             return
 
         limiter = policy.limiter_for(scope, method, path)
         cost = policy.cost_for(scope, method, path)
         key = await self._key(scope)
+        warn_if_memory_in_worker(getattr(_sync(limiter), "backend", None))
         result = await _is_allowed_any(limiter, key, cost, self.executor)
         alerts = self._alerts
         if alerts is not None and alerts.crossed(limiter, key, result):

@@ -37,7 +37,7 @@ Cost = Union[int, Mapping[str, int]]
 """An int (every limit) or ``{dimension: int}`` (a dimension not named costs 0)."""
 
 _ALGORITHMS = ("fixed_window", "sliding_window", "sliding_window_counter", "token_bucket",
-               "leaky_bucket", "gcra")
+               "leaky_bucket", "gcra", "adaptive")
 
 _base_metadata = _core.RateLimitResultBase.metadata.__get__
 
@@ -167,8 +167,10 @@ class MultiRateLimiter:
             may hold several limits). Identical limits are merged; different limits on the
             same window are all enforced.
         algorithm: A limiter class (e.g. ``TokenBucketRateLimiter``) or its snake_case name;
-            every limit runs it with its default parameters. The adaptive limiter is not
-            available here (its load sensor is per limiter, not per limit).
+            every limit runs it with its default parameters. The adaptive limiter runs in
+            its per-key load mode (each limit's sensor measures that key's own admitted
+            load, with ``burst_multiplier=2`` as by default); its aggregate
+            ``load_capacity`` mode measures a whole limiter's traffic and is not offered.
         key_prefix: Prepended to every key.
         clock: Zero-argument callable returning seconds (default: ``time.time`` at each call).
 
@@ -261,7 +263,9 @@ class MultiRateLimiter:
 
         ``cost`` as in :meth:`is_allowed` but signed, e.g. ``{"tokens": used - estimated}``.
         A charge is never refused and may take a limit into debt (later requests wait until
-        it is paid back); a refund never exceeds a full quota. Atomic like a decision.
+        it is paid back; a bucket — token, leaky, GCRA — owes at most one whole bucket and
+        the rest of a larger charge is dropped); a refund never exceeds a full quota.
+        Atomic like a decision.
         Returns the state afterwards, as :meth:`peek` would.
         """
         result: MultiRateLimitResult = self._impl.adjust(key, cost)

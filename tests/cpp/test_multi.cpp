@@ -136,7 +136,7 @@ TEST_CASE("summarize: largest refusing wait; insufficient capacity is inf", "[mu
     REQUIRE(s.retry_after == kInf);
 }
 
-TEST_CASE("adjust: charges carry debt in windows, buckets empty at most, refunds cap",
+TEST_CASE("adjust: charges carry debt (buckets: one bucket at most), refunds cap",
           "[adjust]") {
     const auto fw = FixedWindow::make_params({10, 10.0});
     auto f = FixedWindow::fresh(kNow, fw);
@@ -148,12 +148,44 @@ TEST_CASE("adjust: charges carry debt in windows, buckets empty at most, refunds
 
     const auto tb = TokenBucket::make_params({10, 10.0, std::nullopt});
     auto t = TokenBucket::fresh(kNow, tb);
-    adjust_state(t, kNow, 25, tb);
-    REQUIRE(t.tokens == 0.0);
+    adjust_state(t, kNow, 25, tb);  // one bucket of debt at most: -10, not -15
+    REQUIRE(t.tokens == -10.0);
+    REQUIRE(TokenBucket::peek(t, kNow, tb).retry_after == 11.0);  // (1 - (-10)) / 1
     adjust_state(t, kNow + 2.0, -3, tb);  // refills 2, refunds 3
-    REQUIRE(t.tokens == 5.0);
+    REQUIRE(t.tokens == -5.0);
     adjust_state(t, kNow + 2.0, -100, tb);
     REQUIRE(t.tokens == 10.0);
+
+    const auto lb = LeakyBucket::make_params({10, 10.0, std::nullopt});
+    auto l = LeakyBucket::fresh(kNow, lb);
+    adjust_state(l, kNow, 25, lb);  // level at most 2·capacity
+    REQUIRE(l.level == 20.0);
+    REQUIRE(LeakyBucket::peek(l, kNow, lb).retry_after == 11.0);  // (20 + 1 - 10) / 1
+    adjust_state(l, kNow, -100, lb);
+    REQUIRE(l.level == 0.0);
+
+    const auto gc = Gcra::make_params({10, 10.0, std::nullopt});
+    auto g = Gcra::fresh(kNow, gc);
+    adjust_state(g, kNow, 13, gc);
+    REQUIRE(g.level == 13.0);
+    REQUIRE(Gcra::peek(g, kNow, gc).retry_after == 4.0);  // (13 + 1 - 10) · 1
+    REQUIRE(Gcra::peek(g, kNow + 4.0, gc).allowed);        // exactly when the debt is repaid
+    adjust_state(g, kNow, 100, gc);
+    REQUIRE(g.level == 20.0);
+
+    Adaptive::Spec as;
+    as.limit = 10;
+    as.window = 10.0;
+    const auto ap = Adaptive::make_params(as);  // max burst 20, 1 unit/s
+    auto a = Adaptive::fresh(kNow, ap);
+    adjust_state(a, kNow, 37, ap);  // guard and sensor carry it whole, the bucket empties
+    REQUIRE(a.guard.curr == 37.0);
+    REQUIRE(a.load.curr == 37.0);
+    REQUIRE(a.tokens == 0.0);
+    adjust_state(a, kNow, -100, ap);
+    REQUIRE(a.guard.curr == 0.0);
+    REQUIRE(a.load.curr == 0.0);
+    REQUIRE(a.tokens == 20.0);
 
     const auto sw = SlidingWindow::make_params({10, 10.0});
     auto log = SlidingWindow::fresh(kNow, sw);

@@ -114,3 +114,64 @@ TEST_CASE("sliding log: properties on random traces", "[sliding_window][properti
     o.grid = 0.03;
     check_all_properties<SlidingWindow>(params(6, 0.1), o);
 }
+
+TEST_CASE("sliding log: a corrected forward clock glitch moves the future entries to now",
+          "[sliding_window][glitch]") {
+    const auto p = params(5, 60.0);
+    constexpr double kYear = 365 * 86400.0;
+    auto s = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(s, 1000.0 + kYear, 2, p).allowed);
+    REQUIRE(SlidingWindow::step(s, 1000.0 + kYear + 5.0, 3, p).allowed);  // the key is full
+
+    // The clock is corrected: the 5 glitched units still count (no fresh quota), at 1001 ...
+    const auto peeked = SlidingWindow::peek(s, 1001.0, p);
+    REQUIRE_FALSE(peeked.allowed);
+    REQUIRE(peeked.retry_after == 60.0);
+    REQUIRE(encoded<SlidingWindow>(s).size() == 4);  // a peek changes nothing
+    const auto rejected = SlidingWindow::step(s, 1001.0, 1, p);
+    REQUIRE_FALSE(rejected.allowed);
+    REQUIRE(rejected.meta[0] == 5.0);
+    REQUIRE(rejected.retry_after == 60.0);  // ... so they leave at 1061, not in a year
+    REQUIRE(rejected.reset_after == 60.0);
+    // The rejection keeps the re-based log (else a full key would stay locked: each
+    // request would re-base to its own now and be rejected again).
+    REQUIRE(encoded<SlidingWindow>(s) == std::vector<double>{1001.0, 5.0});
+    REQUIRE(SlidingWindow::fresh_at(s, p) == 1061.0);
+    REQUIRE_FALSE(SlidingWindow::step(s, 1060.0, 1, p).allowed);
+    const auto back = SlidingWindow::step(s, 1061.0, 5, p);
+    REQUIRE(back.allowed);
+    REQUIRE(back.remaining == 0);
+}
+
+TEST_CASE("sliding log: glitch tolerance is 60 s; entries within it stay, order is kept",
+          "[sliding_window][glitch]") {
+    const auto p = params(10, 100.0);
+    auto s = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(s, 1030.0, 1, p).allowed);  // 30 s ahead: skew, trusted
+    REQUIRE(SlidingWindow::step(s, 1060.0, 1, p).allowed);  // exactly 60 s ahead: trusted
+    REQUIRE(SlidingWindow::step(s, 1090.0, 2, p).allowed);  // 90 s ahead: a glitch
+    REQUIRE(SlidingWindow::step(s, 1100.0, 3, p).allowed);  // 100 s ahead: a glitch
+
+    // At 1000, entries at t > 1060 merge into the newest entry within the tolerance (t=1060).
+    const auto d = SlidingWindow::step(s, 1000.0, 1, p);
+    REQUIRE(d.allowed);
+    REQUIRE(d.meta[0] == 8.0);
+    REQUIRE(d.reset_after == 160.0);  // newest entry at 1060 (vnow) leaves at 1160
+    REQUIRE(encoded<SlidingWindow>(s) == std::vector<double>{1030.0, 1.0, 1060.0, 7.0});
+
+    // Nothing within the tolerance: the glitched units move to now itself.
+    auto t = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(t, 990.0, 1, p).allowed);
+    REQUIRE(SlidingWindow::step(t, 1061.0, 2, p).allowed);
+    REQUIRE(SlidingWindow::rebase(t, 1000.0));
+    REQUIRE_FALSE(SlidingWindow::rebase(t, 1000.0));  // idempotent
+    REQUIRE(encoded<SlidingWindow>(t) == std::vector<double>{990.0, 1.0, 1000.0, 2.0});
+
+    // Only glitched entries: the whole log becomes one entry at now.
+    auto u = SlidingWindow::fresh(0.0, p);
+    REQUIRE(SlidingWindow::step(u, 2000.0, 4, p).allowed);
+    REQUIRE(SlidingWindow::step(u, 2001.0, 1, p).allowed);
+    REQUIRE(SlidingWindow::peek(u, 1000.0, p).meta[0] == 5.0);
+    REQUIRE(SlidingWindow::rebase(u, 1000.0));
+    REQUIRE(encoded<SlidingWindow>(u) == std::vector<double>{1000.0, 5.0});
+}

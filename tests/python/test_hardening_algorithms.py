@@ -24,8 +24,10 @@ from ratelimiter import BackendError, DynamicConfig
 from ratelimiter.backends import MemoryBackend, RedisBackend, SQLiteBackend
 
 YEAR = 365 * 86_400.0
+INLINE_LOG = 64  # SqliteStore::kLogInlineEntries: a longer sliding log is stored as rows
 STORES = ["memory", "sqlite", "redis"]
-# The sliding-window log stores timestamps, never a window index or a rate: nothing to carry.
+# The sliding-window log stores timestamps, never a window index or a rate: nothing to carry
+# (its clock-glitch rule is tested on its own below, and in the glitch test every algorithm).
 CARRYING = [c for c in ALL_LIMITERS if c is not ratelimiter.SlidingWindowRateLimiter]
 
 
@@ -195,6 +197,75 @@ def test_decoders_accept_arbitrary_doubles_without_over_admitting(
     assert admitted <= 5 + 5 * math.ceil(elapsed / 60.0) + 5
 
 
+# ---- bucket debt (MultiRateLimiter.adjust): legitimate, bounded, never corrupt -------------
+
+BUCKET_CLASSES = [ratelimiter.TokenBucketRateLimiter, ratelimiter.LeakyBucketRateLimiter,
+                  ratelimiter.GCRARateLimiter]
+
+
+def _in_debt(cls: Any, debt: float, last: float) -> list[float]:
+    """The state a charge of 5 + debt units leaves in a 5-unit bucket at `last`."""
+    if cls is ratelimiter.TokenBucketRateLimiter:
+        return [-debt, last]
+    return [5.0 + debt, last]  # leaky bucket level / GCRA units in flight
+
+
+@settings(max_examples=200, deadline=None)
+@given(cls=st.sampled_from(BUCKET_CLASSES),
+       debt=st.floats(min_value=0.0, max_value=5.0) | st.integers(0, 5).map(float))
+def test_debt_an_adjust_wrote_is_honoured_exactly(cls: Any, debt: float) -> None:
+    """Up to one whole bucket of debt is a state adjust writes, not corruption: the plain
+    limiter waits exactly until it is repaid (5 per 60 s: 12 s a unit)."""
+    clock = FakeClock(1_000.0)
+    backend = DictBackend()
+    limiter = cls(backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    (key,) = backend.data
+    backend.data[key] = _in_debt(cls, debt, 1_000.0)
+    rejected = limiter.is_allowed("k")
+    assert not rejected.allowed
+    assert rejected.remaining == 0
+    assert rejected.retry_after == pytest.approx((1.0 + debt) * 12.0, rel=1e-12)
+    clock.advance(rejected.retry_after)
+    assert limiter.is_allowed("k").allowed
+
+
+@pytest.mark.parametrize("store", ["dict", "sqlite", "redis"])
+@pytest.mark.parametrize("cls", BUCKET_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize(("debt", "retry"), [(3.0, 48.0), (5.0, 72.0), (1e6, 72.0),
+                                             (1e300, None)])
+def test_debt_beyond_one_bucket_is_clamped_and_garbage_is_fresh(
+        store: str, cls: Any, debt: float, retry: Any, redis_server: RedisServer,
+        tmp_path: Any) -> None:
+    """Within one bucket: exact wait; beyond (a capacity lowered while in debt): clamped to
+    one bucket (72 s); beyond 2**52 units (nothing could write it): a fresh key."""
+    clock = FakeClock(1_000.0)
+    if store == "dict":
+        backend: Any = DictBackend()
+    elif store == "sqlite":
+        backend = SQLiteBackend(str(tmp_path / "rl.db"))
+    else:
+        client = redis_server.client()
+        client.flushall()
+        backend = RedisBackend(client, use_server_time=False)
+    limiter = cls(backend, 5, 60, clock=clock)
+    assert limiter.is_allowed("k").allowed
+    values = _in_debt(cls, debt, 1_000.0)
+    if store == "dict":
+        (key,) = backend.data
+        backend.data[key] = values
+    elif store == "sqlite":
+        _tamper_sqlite(str(tmp_path / "rl.db"), values)
+    else:
+        _tamper_redis(client, values)
+    if retry is None:
+        assert _admitted(limiter, 8) == 5
+        return
+    result = limiter.is_allowed("k")
+    assert not result.allowed
+    assert result.retry_after == pytest.approx(retry, abs=1e-9)
+
+
 def test_nan_state_from_a_custom_backend_is_a_fresh_key() -> None:
     for cls in CARRYING:
         backend = DictBackend()
@@ -257,7 +328,7 @@ def test_gcra_batch_on_the_real_clock_admits_exactly_limit() -> None:
 # ---- forward clock glitch --------------------------------------------------------------------
 
 @pytest.mark.parametrize("store", STORES)
-@pytest.mark.parametrize("cls", CARRYING, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
 def test_a_corrected_forward_clock_glitch_neither_locks_nor_refills(
         store: str, cls: Any, make_backend: Callable[[str], Any]) -> None:
     clock = FakeClock(1_000.0)
@@ -269,6 +340,71 @@ def test_a_corrected_forward_clock_glitch_neither_locks_nor_refills(
     assert _admitted(limiter, 10) == 4
     clock.advance(130)
     assert _admitted(limiter, 10) == 5
+
+
+def _glitch_backend(store: str, make_backend: Callable[[str], Any]) -> Any:
+    return DictBackend() if store == "dict" else make_backend(store)
+
+
+@pytest.mark.parametrize("store", [*STORES, "dict"])
+@pytest.mark.parametrize("limit", [5, 100], ids=["blob", "rows"])  # SQLite: > 64 entries = rows
+def test_a_glitched_sliding_log_moves_its_future_entries_to_now(
+        store: str, limit: int, make_backend: Callable[[str], Any]) -> None:
+    """Entries admitted by a clock a year ahead still count but leave one window after the
+    correction: a full key is not locked for a year, a partly used one gets no fresh quota.
+    Each glitched request has its own time, so at limit 100 SQLite holds the log as rows."""
+    backend = _glitch_backend(store, make_backend)
+    clock = FakeClock(1_000.0)
+    limiter = ratelimiter.SlidingWindowRateLimiter(backend, limit, 60, clock=clock)
+    part = limit * 7 // 10  # 3 or 70
+    for i in range(limit):
+        clock.now = 1_000.0 + YEAR + i * 0.25
+        assert limiter.is_allowed("full").allowed
+        if i < part:
+            assert limiter.is_allowed("part").allowed
+    clock.now = 1_001.0  # corrected
+
+    peeked = limiter.peek("full")
+    assert (peeked.allowed, peeked.remaining) == (False, 0)
+    assert peeked.retry_after == pytest.approx(60.0)
+    # Rejected, and kept so: the wait is one window from the correction, not a year.
+    for _ in range(3):
+        rejected = limiter.is_allowed("full")
+        assert not rejected.allowed
+        assert rejected.retry_after == pytest.approx(60.0)  # (rounded up a few ulps)
+        assert rejected.reset_after == pytest.approx(60.0)
+    clock.now = 1_060.5
+    assert limiter.is_allowed("full").retry_after == pytest.approx(0.5)
+    clock.now = 1_061.0
+    assert sum(limiter.is_allowed("full").allowed for _ in range(limit + 3)) == limit
+
+    clock.now = 1_001.0
+    assert sum(limiter.is_allowed("part").allowed for _ in range(limit)) == limit - part
+    clock.now = 1_061.0
+    assert sum(limiter.is_allowed("part").allowed for _ in range(limit + 3)) == limit
+
+    if store == "sqlite" and limit > INLINE_LOG:  # the glitched rows were replaced by one row
+        db = sqlite3.connect(backend.db_path)
+        try:
+            assert db.execute("SELECT count(*) FROM rl_log WHERE t > 2000").fetchone() == (0,)
+        finally:
+            db.close()
+
+
+@pytest.mark.parametrize("store", [*STORES, "dict"])
+def test_sliding_log_glitch_tolerance_is_sixty_seconds(
+        store: str, make_backend: Callable[[str], Any]) -> None:
+    """An entry 60 s ahead is clock skew and kept as written; 61 s ahead is a glitch."""
+    clock = FakeClock(1_060.0)
+    limiter = ratelimiter.SlidingWindowRateLimiter(
+        _glitch_backend(store, make_backend), 1, 10, clock=clock)
+    assert limiter.is_allowed("skewed").allowed
+    clock.now = 1_061.0
+    assert limiter.is_allowed("glitched").allowed
+    clock.now = 1_000.0
+    # The skewed entry leaves at 1070 as written; the glitched one was moved to 1000.
+    assert limiter.is_allowed("skewed").retry_after == pytest.approx(70.0)
+    assert limiter.is_allowed("glitched").retry_after == pytest.approx(10.0)
 
 
 def test_glitch_tolerance_is_sixty_seconds_of_skew() -> None:
@@ -283,3 +419,38 @@ def test_glitch_tolerance_is_sixty_seconds_of_skew() -> None:
     assert result.retry_after == pytest.approx(1.0)
 
 
+
+
+# Offsets a client's clock may add to real time: none, skew within the tolerance (60 s
+# included), just beyond it, a glitch of an hour or a year.
+_OFFSETS = [0.0, 0.0, 0.0, 0.0, 30.0, 60.0, 60.5, 3_600.0, YEAR]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(limit=st.sampled_from([3, 70]), start=st.sampled_from([1_000.0, 1.7e9]),
+       steps=st.lists(st.tuples(st.sampled_from([0.0, 0.01, 0.3, 2.0, 25.0]),
+                                st.sampled_from(_OFFSETS), st.integers(1, 3),
+                                st.integers(0, 7)), min_size=1, max_size=120))
+def test_sliding_log_glitches_decide_alike_on_every_store(
+        make_backend: Callable[[str], Any], limit: int, start: float,
+        steps: list[tuple[float, float, int, int]]) -> None:
+    """Random skewed and glitched clocks: memory, SQLite (blob at limit 3, rows at 70), Redis
+    and a Python BaseBackend give the same decisions (same float operations everywhere)."""
+    real = [start]
+    now = [start]
+    backends = [MemoryBackend(), make_backend("sqlite"), make_backend("redis"), DictBackend()]
+    limiters = [ratelimiter.SlidingWindowRateLimiter(b, limit, 30, clock=lambda: now[0])
+                for b in backends]
+    for i, (dt, offset, cost, op) in enumerate(steps):
+        real[0] += dt
+        now[0] = real[0] + offset
+        results = [lim.peek("k") if op == 0 else lim.is_allowed("k", cost) for lim in limiters]
+        want = results[0]
+        for backend, got in zip(backends[1:], results[1:]):
+            where = (i, type(backend).__name__, want, got)
+            assert (got.allowed, got.remaining, got.metadata) == (
+                want.allowed, want.remaining, want.metadata), where
+            for field in ("retry_after", "reset_after"):
+                a, b = getattr(want, field), getattr(got, field)
+                assert a == b or abs(a - b) <= 1e-9 * max(1.0, abs(a)), where

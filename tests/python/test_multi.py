@@ -150,9 +150,7 @@ def test_bad_limits_and_algorithms() -> None:
     with pytest.raises(ConfigurationError, match="fortnight"):
         MultiRateLimiter(backend, "10/fortnight")
     with pytest.raises(ConfigurationError, match="cannot run several limits"):
-        MultiRateLimiter(backend, "10/second", "adaptive")
-    with pytest.raises(ConfigurationError, match="cannot run several limits"):
-        MultiRateLimiter(backend, "10/second", ratelimiter.AdaptiveRateLimiter)
+        MultiRateLimiter(backend, "10/second", "adaptive_hybrid")
     with pytest.raises(TypeError, match="algorithm must be"):
         MultiRateLimiter(backend, "10/second", 3)
     with pytest.raises(TypeError, match="dimension names"):
@@ -201,16 +199,18 @@ def test_reset_forgets_every_limit(make_backend: Callable[[str], Any], clock: Fa
 
 
 # Golden numbers for adjust, one limit of 10 per 10 s at t = 1000: consume 4, charge 3,
-# charge 10 (windowed algorithms carry it whole; buckets are at most emptied), then the
-# retry_after of a cost-1 request, then refund 100 (back to a full quota, never beyond).
+# charge 10 (windowed algorithms carry it whole; the buckets go 7 units into debt: tokens
+# -7, level 17), then the retry_after of a cost-1 request (buckets: (1 + 7) / 1 s, the debt
+# repaid), then refund 100 (back to a full quota, never beyond).
 ADJUST_GOLDEN = {
     "fixed_window": (6, 3, 0, 10.0, 10),
     "sliding_window": (6, 3, 0, 10.0, 10),
     "sliding_window_counter": (6, 3, 0, 10.0 + 10.0 * (1 - 9 / 17), 10),
-    "token_bucket": (6, 3, 0, 1.0, 10),
-    "leaky_bucket": (6, 3, 0, 1.0, 10),
-    "gcra": (6, 3, 0, 1.0, 10),
+    "token_bucket": (6, 3, 0, 8.0, 10),
+    "leaky_bucket": (6, 3, 0, 8.0, 10),
+    "gcra": (6, 3, 0, 8.0, 10),
 }
+BUCKETS = ["token_bucket", "leaky_bucket", "gcra"]
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -227,6 +227,71 @@ def test_adjust_golden(make_backend: Callable[[str], Any], clock: FakeClock, sto
     assert rejected.retry_after == pytest.approx(retry, abs=1e-9)
     assert limiter.adjust("k", -100).remaining == after_refund
     assert limiter.is_allowed("k", 10).allowed
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("algorithm", BUCKETS)
+def test_bucket_debt_is_waited_out_exactly_and_bounded(
+        make_backend: Callable[[str], Any], clock: FakeClock, store: str,
+        algorithm: str) -> None:
+    """A charge takes a bucket into debt (at most one whole bucket); later requests wait
+    exactly until it is repaid. 10 per 10 s: 1 unit per second."""
+    limiter = MultiRateLimiter(make_backend(store), "10/10 seconds", algorithm, clock=clock)
+    assert limiter.is_allowed("k", 4).remaining == 6
+    charged = limiter.adjust("k", 13)  # 6 left, 7 in debt
+    assert (charged.allowed, charged.remaining) == (False, 0)
+    assert charged.reset_after == pytest.approx(17.0, abs=1e-9)
+    rejected = limiter.is_allowed("k")
+    assert not rejected.allowed
+    assert rejected.retry_after == pytest.approx(8.0, abs=1e-9)
+    clock.advance(7.5)
+    assert limiter.is_allowed("k").retry_after == pytest.approx(0.5, abs=1e-9)
+    clock.advance(rejected.retry_after - 7.5)  # exactly the wait first announced
+    admitted = limiter.is_allowed("k")
+    assert (admitted.allowed, admitted.remaining) == (True, 0)
+    # A charge beyond one bucket of debt is clamped to it: 20 s to full, 11 s for one unit.
+    clamped = limiter.adjust("k", 100)
+    assert clamped.reset_after == pytest.approx(20.0, abs=1e-9)
+    assert clamped.metadata["limits"][0]["retry_after"] == pytest.approx(11.0, abs=1e-9)
+    clock.advance(19.5)
+    assert not limiter.is_allowed("k", 10).allowed
+    clock.advance(0.5)
+    assert limiter.is_allowed("k", 10).allowed
+    # A refund while in debt repays it first, and never exceeds a full bucket.
+    limiter.adjust("k", 5)  # 5 in debt
+    assert limiter.adjust("k", -12).remaining == 7
+    assert limiter.adjust("k", -100).remaining == 10
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_adaptive_limits_all_or_nothing_and_adjust_golden(
+        make_backend: Callable[[str], Any], clock: FakeClock, store: str) -> None:
+    """The adaptive limiter in its per-key load mode (burst_multiplier 2, as by default)."""
+    backend = make_backend(store)
+    limiter = MultiRateLimiter(backend, "5/second;20/minute", "adaptive", clock=clock)
+    plain = ratelimiter.AdaptiveRateLimiter(MemoryBackend(), 5, 1, clock=clock)
+    admitted = [limiter.is_allowed("k").allowed for _ in range(25)]
+    assert admitted == [plain.is_allowed("k").allowed for _ in range(25)]
+    assert sum(admitted) == 10  # a burst of 2 x 5
+    # The minute limit (burst 40) was charged for the 10 admitted requests only.
+    assert limits_of(limiter.peek("k")) == [(5, False, 0), (20, True, 30)]
+
+    # adjust, 10 per 10 s (max burst 20, 1 unit/s, load sensor over 50 s) at t = 1000: the
+    # guard and the sensor carry a charge whole, the bucket is at most emptied.
+    one = MultiRateLimiter(backend, "10/10 seconds", "adaptive", clock=clock)
+    assert one.is_allowed("j", 4).remaining == 16
+    assert one.adjust("j", 3).remaining == 13
+    assert one.adjust("j", 10).remaining == 3
+    assert one.adjust("j", 20).remaining == 0  # guard 37, tokens 0
+    rejected = one.is_allowed("j")
+    # Load 37/50 = 0.74 → effective burst floor(20·(1 − 0.5·0.34/0.4)) = 11; the guard's 37
+    # must decay to 10 in the next window: 10 + 10·(1 − 10/37) s.
+    assert (rejected.allowed, rejected.metadata["effective_burst"]) == (False, 11)
+    assert rejected.retry_after == pytest.approx(10.0 + 10.0 * (1 - 10 / 37), abs=1e-9)
+    clock.advance(rejected.retry_after)
+    assert one.is_allowed("j").allowed
+    assert one.adjust("j", -100).remaining == 20  # back to a full quota, never beyond
+    assert one.is_allowed("j", 20).allowed
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -300,6 +365,15 @@ def test_async_paths(server: RedisServer, clock: FakeClock) -> None:
                                                                        (3, True, 3)]
             async_wrapped = ratelimiter.AsyncRateLimiter(limiter)
             assert (await async_wrapped.is_allowed("k")).allowed
+            # Adaptive through the same async script path (bursts of 2 x 2 and 2 x 3).
+            adaptive = MultiRateLimiter(backend, "2/second;3/minute", "adaptive", clock=clock,
+                                        key_prefix="async-adaptive:")
+            await adaptive.reset_async("k")
+            results = [(await adaptive.is_allowed_async("k")).allowed for _ in range(5)]
+            assert results == [True] * 4 + [False]
+            assert limits_of(await adaptive.peek_async("k")) == [(2, False, 0), (3, True, 2)]
+            assert limits_of(await adaptive.adjust_async("k", -2)) == [(2, True, 2),
+                                                                        (3, True, 4)]
 
     asyncio.run(run())
 

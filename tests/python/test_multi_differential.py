@@ -31,6 +31,7 @@ CLASSES = {
     "token_bucket": ratelimiter.TokenBucketRateLimiter,
     "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
     "gcra": ratelimiter.GCRARateLimiter,
+    "adaptive": ratelimiter.AdaptiveRateLimiter,  # per-key load mode, default parameters
 }
 TIME_STEPS = [0.0, 0.0, 0.001, 0.1, 0.25, 0.5, 1.0, 3.3, 10.0, -0.2]
 STARTS = [1_000.0, 1_712_345_678.123]
@@ -62,6 +63,21 @@ def _close(a: float, b: float) -> bool:
        start=st.sampled_from(STARTS), steps=trace)
 def test_one_limit_decides_like_the_plain_limiter(redis_port: int, algorithm: str, limit: Limit,
                                                   start: float, steps: list[Any]) -> None:
+    _one_limit_like_the_plain_limiter(redis_port, algorithm, limit, start, steps)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(limit=limit_st, start=st.sampled_from(STARTS), steps=trace)
+def test_one_adaptive_limit_decides_like_the_plain_limiter(
+        redis_port: int, limit: Limit, start: float, steps: list[Any]) -> None:
+    """Adaptive's three layers (load sensor, guard, bucket) on every store, on their own
+    examples: the shared test above gives each algorithm only a few."""
+    _one_limit_like_the_plain_limiter(redis_port, "adaptive", limit, start, steps)
+
+
+def _one_limit_like_the_plain_limiter(redis_port: int, algorithm: str, limit: Limit,
+                                      start: float, steps: list[Any]) -> None:
     now = [start]
     prefix = f"one{next(_ids)}:"
     for backend in backends(redis_port):

@@ -37,14 +37,31 @@ class RateLimitResult(_core.RateLimitResultBase):
     __slots__ = ()
 
     @property
+    def advertised_limit(self) -> int:
+        """The limit the headers announce: always at least ``remaining``.
+
+        For most algorithms this is ``limit``. Bursty ones can hold more than ``limit`` at
+        once; for them the headers announce the capacity, so ``Remaining`` never exceeds
+        ``Limit``: the adaptive limiter's current ``effective_burst`` (``limit ·
+        burst_multiplier``, less under load), and a GCRA with ``burst > limit`` at least
+        what remains (its burst is not in the result).
+        """
+        remaining: int = self.remaining
+        burst = self.metadata.get("effective_burst")  # the adaptive limiter's capacity
+        if isinstance(burst, int) and not isinstance(burst, bool):
+            return max(burst, remaining)
+        return max(self.limit, remaining)
+
+    @property
     def headers(self) -> dict[str, str]:
         """``X-RateLimit-Limit/Remaining/Reset`` and, when rejected, ``Retry-After``.
 
-        Reset and Retry-After are whole seconds rounded up. No ``Retry-After`` is sent when
-        waiting cannot help (cost above capacity).
+        ``Limit`` is :attr:`advertised_limit` (``Remaining`` never exceeds it). Reset and
+        Retry-After are whole seconds rounded up. No ``Retry-After`` is sent when waiting
+        cannot help (cost above capacity).
         """
         headers = {
-            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Limit": str(self.advertised_limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": _whole_seconds(self.reset_after),
         }
@@ -61,7 +78,7 @@ class RateLimitResult(_core.RateLimitResultBase):
         when rejected (finite waits only).
         """
         window = max(1, math.ceil(self.window)) if self.window > 0 else None
-        policy = f'"default";q={self.limit}' + (f";w={window}" if window else "")
+        policy = f'"default";q={self.advertised_limit}' + (f";w={window}" if window else "")
         headers = {
             "RateLimit-Policy": policy,
             "RateLimit": f'"default";r={self.remaining};t={_whole_seconds(self.reset_after)}',

@@ -3,8 +3,9 @@
 // Semantics per algorithm are specified in docs/ALGORITHMS.md ("Adjusting after the fact"):
 //   - the state is first rolled forward to `now` exactly as a step would roll it;
 //   - a charge is never refused. The windowed algorithms carry it whole (counts above the
-//     limit: later requests wait until the windows pass); the buckets carry at most one
-//     whole bucket (a charge empties it; see below);
+//     limit: later requests wait until the windows pass); the buckets go into debt of at
+//     most one whole bucket (kDebtBuckets; the rest of a larger charge is dropped), which
+//     later requests wait to be repaid (see below);
 //   - a refund never goes past a full quota (counts never below 0, tokens never above
 //     capacity, levels never below 0);
 //   - the sliding log gains one entry at now for a charge and loses its newest units first
@@ -30,6 +31,14 @@ inline void adjust_state(FixedWindow::State& s, double now, std::int64_t delta,
     s.count = delta >= 0 ? s.count + units : std::max(0.0, s.count + units);
 }
 
+// Takes `refund` units off a window pair, the current window first, then the previous one,
+// neither below 0.
+inline void refund_pair(WindowPair& pair, double refund) {
+    const double from_curr = std::min(pair.curr, refund);
+    pair.curr -= from_curr;
+    pair.prev = std::max(0.0, pair.prev - (refund - from_curr));
+}
+
 inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_t delta,
                          const SlidingWindowCounter::Params& p) {
     s.sanitize(now, p.window);
@@ -40,22 +49,22 @@ inline void adjust_state(SlidingWindowCounter::State& s, double now, std::int64_
         return;
     }
     // A refund takes back from the current window first, then from the previous one.
-    const double refund = -static_cast<double>(delta);
-    const double from_curr = std::min(s.curr, refund);
-    s.curr -= from_curr;
-    s.prev = std::max(0.0, s.prev - (refund - from_curr));
+    refund_pair(s, -static_cast<double>(delta));
 }
 
-// The buckets' sanitizers read tokens below 0 as corrupt and a level above capacity as a
-// lowered capacity, so a bucket's debt is at most one whole bucket: a charge empties it
-// (tokens 0 / level at capacity / GCRA level at burst) and the rest is not carried.
+// A bucket's charge may take it into debt down to the bound its sanitizer accepts
+// (TokenBucket::min_tokens = -capacity, LeakyBucket/Gcra::max_level = 2·capacity / 2·burst):
+// a later request of cost c then waits exactly (c - tokens)/rate, (level + c - capacity)/rate
+// or (level + c - burst)·T, i.e. until the debt is repaid. Beyond the bound the charge is
+// clamped: a corrupt-looking state could not be told apart from a real one otherwise.
 inline void adjust_state(TokenBucket::State& s, double now, std::int64_t delta,
                          const TokenBucket::Params& p) {
     TokenBucket::sanitize(s, now, p);
     const double elapsed = std::max(0.0, now - s.last);
     s.tokens = std::min(p.capacity, s.tokens + elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.tokens = std::max(0.0, std::min(p.capacity, s.tokens - static_cast<double>(delta)));
+    s.tokens = std::max(TokenBucket::min_tokens(p),
+                        std::min(p.capacity, s.tokens - static_cast<double>(delta)));
 }
 
 inline void adjust_state(LeakyBucket::State& s, double now, std::int64_t delta,
@@ -64,7 +73,8 @@ inline void adjust_state(LeakyBucket::State& s, double now, std::int64_t delta,
     const double elapsed = std::max(0.0, now - s.last);
     s.level = std::max(0.0, s.level - elapsed * p.rate);
     s.last = std::max(s.last, now);
-    s.level = std::min(p.capacity, std::max(0.0, s.level + static_cast<double>(delta)));
+    s.level = std::min(LeakyBucket::max_level(p),
+                       std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 inline void adjust_state(Gcra::State& s, double now, std::int64_t delta, const Gcra::Params& p) {
@@ -72,7 +82,8 @@ inline void adjust_state(Gcra::State& s, double now, std::int64_t delta, const G
     const double elapsed = std::max(0.0, now - s.last);
     s.level = std::max(0.0, s.level - elapsed / p.interval);
     s.last = std::max(s.last, now);
-    s.level = std::min(p.burst, std::max(0.0, s.level + static_cast<double>(delta)));
+    s.level =
+        std::min(Gcra::max_level(p), std::max(0.0, s.level + static_cast<double>(delta)));
 }
 
 // Through the encoded form, so the log's container (the algorithm header's business) is
@@ -106,8 +117,37 @@ inline void adjust_state(SlidingWindow::State& s, double now, std::int64_t delta
     s = std::move(out);
 }
 
-// Whether adjust_state exists for Algo (the adaptive limiter's three layers have no
-// meaningful after-the-fact charge; MultiRateLimiter does not offer it).
+// The adaptive limiter: every layer sees the units as if admitted (or taken back). The
+// guard and the load sensor carry a charge whole, like the sliding window counter (the
+// guard may exceed effective_burst: later requests wait for its windows to pass, and the
+// measured load rises); the bucket is at most emptied (its sanitizer reads negative tokens
+// as corrupt) and a refund fills it to max_burst at most (the next step clamps it to that
+// step's effective_burst, as its refill does). The bucket refills up to max_burst here, not
+// effective_burst: no decision runs, so no load-dependent clamp is applied.
+inline void adjust_state(Adaptive::State& s, double now, std::int64_t delta,
+                         const Adaptive::Params& p) {
+    Adaptive::sanitize(s, now, p);
+    s.guard.roll(now, s.guard.window);
+    s.guard.migrate(now, p.window);
+    s.load.roll(now, s.load.window);
+    s.load.migrate(now, p.adaptive_window);
+    const double elapsed = std::max(0.0, now - s.last);
+    s.tokens = std::min(p.max_burst, s.tokens + elapsed * p.rate);
+    s.last = std::max(s.last, now);
+    const double units = static_cast<double>(delta);
+    if (delta >= 0) {
+        s.guard.curr += units;
+        s.load.curr += units;
+        s.tokens = std::max(0.0, s.tokens - units);
+    } else {
+        refund_pair(s.guard, -units);
+        refund_pair(s.load, -units);
+        s.tokens = std::min(p.max_burst, s.tokens - units);
+    }
+}
+
+// Whether adjust_state exists for Algo (every algorithm has one; kept so a new algorithm
+// without one fails to offer MultiRateLimiter.adjust instead of failing to compile).
 template <class Algo, class = void>
 struct HasAdjust : std::false_type {};
 template <class Algo>

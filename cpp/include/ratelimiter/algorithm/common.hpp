@@ -102,6 +102,19 @@ inline bool plausible_count(double v) {
     return v >= 0.0 && v <= static_cast<double>(kMaxCount);  // false for NaN
 }
 
+// A stored signed amount (a token bucket's tokens, which may be in debt): finite and
+// |v| <= 2**52. The debt bound itself is the algorithm's (see kDebtBuckets).
+inline bool plausible_signed_count(double v) {
+    return v >= -static_cast<double>(kMaxCount) && v <= static_cast<double>(kMaxCount);
+}
+
+// How many whole buckets a charge after the fact (MultiRateLimiter.adjust) may put a bucket
+// into debt: token bucket tokens down to -capacity, leaky bucket level up to
+// (1 + kDebtBuckets)·capacity, GCRA level up to (1 + kDebtBuckets)·burst. Bounded so that a
+// charge can never lock a key for longer than two windows, and so that the sanitizers can
+// still tell a state a step/adjust wrote from a corrupt one. A larger charge is clamped.
+inline constexpr double kDebtBuckets = 1.0;
+
 // A stored window index: a finite integer.
 inline bool plausible_index(double k) { return std::isfinite(k) && k == std::floor(k); }
 

@@ -94,15 +94,20 @@ struct Gcra {
         return true;
     }
 
-    // Non-finite or negative values: a fresh key. `last` beyond now + kClockTolerance: re-based
-    // to now. level above burst (burst was lowered): clamped, so the wait stays within tau.
+    // Highest level (units in flight) a state may hold: burst plus one whole burst of debt
+    // (adjust's charges), i.e. a TAT at most 2·tau ahead.
+    static double max_level(const Params& p) { return (1.0 + kDebtBuckets) * p.burst; }
+
+    // Non-finite or negative values: a fresh key. `last` beyond now + kClockTolerance:
+    // re-based to now. A level in debt up to max_level is legitimate and waits its exact
+    // drain; above it (burst was lowered) it is clamped, so the wait stays within 2·tau.
     static void sanitize(State& s, double now, const Params& p) {
         if (!plausible_count(s.level) || !std::isfinite(s.last)) {
             s = fresh(now, p);
             return;
         }
         if (ahead_of_clock(s.last, now)) s.last = now;
-        s.level = std::min(s.level, p.burst);
+        s.level = std::min(s.level, max_level(p));
     }
 
 private:

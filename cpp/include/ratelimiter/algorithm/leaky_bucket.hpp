@@ -75,16 +75,21 @@ struct LeakyBucket {
         return true;
     }
 
-    // What a step could not have written (non-finite, negative level): a fresh key. `last`
-    // beyond now + kClockTolerance (a clock glitch): re-based to now, level kept. A level
-    // above a lowered capacity is clamped to it, so the wait stays within one window.
+    // Highest level a state may hold: capacity plus one whole bucket of debt (adjust's
+    // charges).
+    static double max_level(const Params& p) { return (1.0 + kDebtBuckets) * p.capacity; }
+
+    // What no step or adjust could have written (non-finite, negative level, above 2**52): a
+    // fresh key. A level in debt up to max_level is legitimate and waits its exact drain;
+    // above it (a capacity lowered) it is clamped, so the wait stays within two windows.
+    // `last` beyond now + kClockTolerance (a clock glitch): re-based to now, level kept.
     static void sanitize(State& s, double now, const Params& p) {
         if (!plausible_count(s.level) || !std::isfinite(s.last)) {
             s = fresh(now, p);
             return;
         }
         if (ahead_of_clock(s.last, now)) s.last = now;
-        s.level = std::min(s.level, p.capacity);
+        s.level = std::min(s.level, max_level(p));
     }
 
 private:

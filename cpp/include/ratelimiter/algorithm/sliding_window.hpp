@@ -45,6 +45,13 @@ struct SlidingWindow {
         Entry& back() { return items_.back(); }
         const Entry& back() const { return items_.back(); }
         void push_back(const Entry& e) { items_.push_back(e); }
+        void pop_back() {
+            items_.pop_back();
+            if (items_.size() == head_) {
+                items_.clear();
+                head_ = 0;
+            }
+        }
         void pop_front() {
             if (++head_ == items_.size()) {
                 items_.clear();
@@ -74,7 +81,10 @@ struct SlidingWindow {
 
     static State fresh(double /*now*/, const Params& /*p*/) { return State{}; }
 
+    // A step first re-bases a clock glitch (see rebase): a rejection keeps the re-based log,
+    // so a store must write the state back when the step admitted *or* rebase changed it.
     static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
+        rebase(s, now);
         const View v = view(s, now, p);
         Decision d = decide(s, v, now, cost, p);
         if (!d.allowed) return d;  // a rejection leaves the log untouched
@@ -93,7 +103,38 @@ struct SlidingWindow {
     }
 
     static Decision peek(const State& s, double now, const Params& p) {
+        if (glitched(s, now)) {  // rare: copy only then, a peek stays O(1) on a long log
+            State copy = s;
+            rebase(copy, now);
+            return decide(copy, view(copy, now, p), now, 1, p);
+        }
         return decide(s, view(s, now, p), now, 1, p);
+    }
+
+    // Clock glitch (docs/ALGORITHMS.md, "Stored state"): entries more than kClockTolerance
+    // ahead of `now` were admitted by a clock that jumped forward and was then corrected.
+    // They still count (no fresh quota) but move back to c = max(now, the newest entry within
+    // the tolerance), merged into one entry at c (so t stays strictly increasing): they
+    // expire one window after c, not after real time catches up. They are the log's newest
+    // entries, so this costs O(glitched entries), once. The units are exact integers, so the
+    // sum is the same in any order; total is unchanged. Returns whether the log changed.
+    static bool rebase(State& s, double now) {
+        if (!glitched(s, now)) return false;
+        double units = 0.0;
+        while (!s.entries.empty() && ahead_of_clock(s.entries.back().t, now)) {
+            units += s.entries.back().n;
+            s.entries.pop_back();
+        }
+        if (!s.entries.empty() && s.entries.back().t >= now) {
+            s.entries.back().n += units;  // c = that entry's t (skew within the tolerance)
+        } else {
+            s.entries.push_back(Entry{now, units});
+        }
+        return true;
+    }
+
+    static bool glitched(const State& s, double now) {
+        return !s.entries.empty() && ahead_of_clock(s.entries.back().t, now);
     }
 
     static double fresh_at(const State& s, const Params& p) {

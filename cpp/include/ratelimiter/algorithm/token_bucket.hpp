@@ -88,15 +88,21 @@ struct TokenBucket {
         return true;
     }
 
-    // What a step could not have written (non-finite, negative tokens): a fresh key. `last`
-    // beyond now + kClockTolerance (a clock glitch): re-based to now, tokens kept. Tokens
-    // above a lowered capacity are clamped by the refill's min.
+    // Lowest tokens a state may hold: one whole bucket of debt (adjust's charges).
+    static double min_tokens(const Params& p) { return -kDebtBuckets * p.capacity; }
+
+    // What no step or adjust could have written (non-finite, |tokens| > 2**52): a fresh key.
+    // Tokens in debt down to min_tokens are legitimate (adjust's charges) and wait their
+    // exact repayment; further below (a capacity lowered while in debt) they are clamped to
+    // it, as tokens above a lowered capacity are clamped by the refill's min. `last` beyond
+    // now + kClockTolerance (a clock glitch): re-based to now, tokens kept.
     static void sanitize(State& s, double now, const Params& p) {
-        if (!plausible_count(s.tokens) || !std::isfinite(s.last)) {
+        if (!plausible_signed_count(s.tokens) || !std::isfinite(s.last)) {
             s = fresh(now, p);
-        } else if (ahead_of_clock(s.last, now)) {
-            s.last = now;
+            return;
         }
+        if (ahead_of_clock(s.last, now)) s.last = now;
+        s.tokens = std::max(s.tokens, min_tokens(p));
     }
 
 private:
