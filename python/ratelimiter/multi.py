@@ -36,8 +36,8 @@ MultiLimits = Union[LimitSpec, Mapping[str, LimitSpec]]
 Cost = Union[int, Mapping[str, int]]
 """An int (every limit) or ``{dimension: int}`` (a dimension not named costs 0)."""
 
-_ALGORITHMS = ("fixed_window", "sliding_window", "sliding_window_counter", "token_bucket",
-               "leaky_bucket", "gcra", "adaptive")
+# Every algorithm of the core has a multi-limit form.
+_ALGORITHMS = tuple(name for name, _native, _metadata in _core.algorithms())
 
 _base_metadata = _core.RateLimitResultBase.metadata.__get__
 

@@ -17,7 +17,7 @@ def test_every_core_algorithm_has_its_public_class_in_core_order() -> None:
                      "token_bucket", "leaky_bucket", "adaptive", "gcra"]
     limiters = builtin_limiters()
     assert list(limiters) == names
-    assert ALL_LIMITERS == list(limiters.values())
+    assert list(limiters.values()) == ALL_LIMITERS
     public = {getattr(ratelimiter, n) for n in ratelimiter.__all__}
     assert {cls for cls in public if isinstance(cls, type) and
             issubclass(cls, NativeRateLimiter) and "_native_class" in cls.__dict__} == \
