@@ -189,6 +189,12 @@ local function store_state(key, values, fresh_at, now)
     call('SET', key, pack(rep('<d', #values), unpack(values)), 'PX', ttl_ms(fresh_at, now))
 end
 
+-- The writes of a clock-glitch re-base (C++ Algo::rebase; docs/ALGORITHMS.md "Stored
+-- state"): a step makes them whenever it re-based a glitch, before deciding, so they stand
+-- even if it rejects (an admission then overwrites them). The multi wrapper does not shadow
+-- these two, so there they run at once while the step's own writes wait for every limit.
+local rebase_call, store_rebased = call, store_state
+
 local now = read_now(ARGV[1])
 local cost = tonumber(ARGV[2])
 local consume = ARGV[3] == 'consume'

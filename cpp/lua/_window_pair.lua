@@ -39,10 +39,11 @@ local function pair_from(stored, now, window)
         return p  -- corrupt: a fresh key
     end
     if w == 0 then w = window end
-    if ahead_of_clock(k * w, now) then
+    local rebased = ahead_of_clock(k * w, now)
+    if rebased then
         k, w = aligned_window_index(now, window), window
     end
-    return { k = k, curr = curr, prev = prev, window = w }
+    return { k = k, curr = curr, prev = prev, window = w }, rebased
 end
 local function migrate(pair, now, window)
     if pair.window == window then return end

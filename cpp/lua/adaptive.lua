@@ -20,21 +20,30 @@ local LAYER_SLIDING_WINDOW, LAYER_TOKEN_BUCKET = 0, 1
 -- Adaptive::sanitize.
 local s = load_state(KEYS[1], 10, 8)
 local guard, tokens, last, sensor
+local rebased, guard_rebased, sensor_rebased = false, false, false
 if s then
-    guard = pair_from({ s[1], s[2], s[3], s[9] }, now, window)
-    sensor = pair_from({ s[6], s[7], s[8], s[10] }, now, adaptive_window)
+    guard, guard_rebased = pair_from({ s[1], s[2], s[3], s[9] }, now, window)
+    sensor, sensor_rebased = pair_from({ s[6], s[7], s[8], s[10] }, now, adaptive_window)
     tokens, last = s[4], s[5]
     if not (plausible_count(tokens) and finite(last)) then
         tokens, last = max_burst, now
     elseif ahead_of_clock(last, now) then
-        last = now
+        last, rebased = now, true
     end
+    rebased = rebased or guard_rebased or sensor_rebased
 else
     guard = pair_from(nil, now, window)
     tokens, last = max_burst, now
     sensor = pair_from(nil, now, adaptive_window)
 end
 local gw, lw = guard.window, sensor.window  -- grids the pairs were written on
+-- Adaptive::rebase: a glitch re-based in any layer is written back even if the step rejects.
+if rebased and consume then
+    store_rebased(KEYS[1], { guard.k, guard.curr, guard.prev, tokens, last,
+                             sensor.k, sensor.curr, sensor.prev, gw, lw },
+                  max(max((guard.k + 2) * gw, (sensor.k + 2) * lw),
+                      last + (max_burst - tokens) / rate), now)
+end
 
 -- 1-2. Load and the burst it allows.
 roll(sensor, now, lw)

@@ -6,7 +6,7 @@ local window = tonumber(ARGV[6])
 
 -- FixedWindow::current: the stored state on this window's grid; `carried_until` caps a carried count.
 local k_now = aligned_window_index(now, window)
-local k, count, carried_until = k_now, 0, INF
+local k, count, carried_until, rebased = k_now, 0, INF, false
 local s = load_state(KEYS[1], 3, 2)
 if s then
     local sk, scount, sw = s[1], s[2], s[3] or 0
@@ -14,7 +14,8 @@ if s then
         local w = sw
         if w == 0 then w = window end
         if ahead_of_clock(sk * w, now) then
-            count = scount  -- a clock glitch wrote it: keep the count, in the current window
+            -- A clock glitch wrote it: keep the count, in the current window.
+            count, rebased = scount, true
         elseif w == window then
             -- k_now < k means the clock went backwards: keep counting in the newer window.
             if not (k_now > sk) then k, count = sk, scount end
@@ -26,6 +27,8 @@ if s then
         end
     end
 end
+-- FixedWindow::rebase: a re-based glitch is written back even if the step rejects.
+if rebased and consume then store_rebased(KEYS[1], { k, count, window }, (k + 1) * window, now) end
 local window_end = min((k + 1) * window, carried_until) - now
 
 local allowed, insufficient, retry_after = false, false, 0

@@ -5,13 +5,17 @@ local burst = tonumber(ARGV[5])
 local interval = tonumber(ARGV[6])
 
 local s = load_state(KEYS[1], 2, 1)
-local level, last = 0, now
+local level, last, rebased = 0, now, false
 if s and #s == 2 and plausible_count(s[1]) and finite(s[2]) then
     level, last = s[1], s[2]
     -- Gcra::sanitize: a clock glitch re-bases to now; a lowered burst clamps the carry to
     -- burst plus one burst of debt.
-    if ahead_of_clock(last, now) then last = now end
+    if ahead_of_clock(last, now) then last, rebased = now, true end
     level = min(level, (1 + DEBT_BUCKETS) * burst)
+end
+-- Gcra::rebase: a re-based glitch is written back even if the step rejects.
+if rebased and consume then
+    store_rebased(KEYS[1], { level, last }, last + level * interval, now)
 end
 
 local elapsed = max(0, now - last)

@@ -7,11 +7,14 @@ local s = load_state(KEYS[1], 2)
 local level, last = 0, now
 -- LeakyBucket::sanitize: corrupt → fresh; a clock glitch re-bases `last` to now; a level
 -- above capacity plus one bucket of debt (a lowered capacity) is clamped to it.
+local rebased = false
 if s and plausible_count(s[1]) and finite(s[2]) then
     level, last = s[1], s[2]
-    if ahead_of_clock(last, now) then last = now end
+    if ahead_of_clock(last, now) then last, rebased = now, true end
     level = min(level, (1 + DEBT_BUCKETS) * capacity)
 end
+-- LeakyBucket::rebase: a re-based glitch is written back even if the step rejects.
+if rebased and consume then store_rebased(KEYS[1], { level, last }, last + level / rate, now) end
 
 local elapsed = max(0, now - last)
 level = max(0, level - elapsed * rate)

@@ -58,14 +58,14 @@ if newest_t and ahead_of_clock(newest_t, now) then
     end
     if merged then entries = kept else entries = kept + 1 end
     if consume then
-        if kept == 0 then call('DEL', key) else call('LTRIM', key, 0, kept - 1) end
+        if kept == 0 then rebase_call('DEL', key) else rebase_call('LTRIM', key, 0, kept - 1) end
         if merged then
-            call('LSET', key, kept - 1, pack('<d<d', at, n))
+            rebase_call('LSET', key, kept - 1, pack('<d<d', at, n))
         else
-            call('RPUSH', key, pack('<d<d', at, n))
+            rebase_call('RPUSH', key, pack('<d<d', at, n))
         end
-        call('RPUSH', key, pack('<d', total))
-        call('PEXPIRE', key, ttl_ms(at + window, now))
+        rebase_call('RPUSH', key, pack('<d', total))
+        rebase_call('PEXPIRE', key, ttl_ms(at + window, now))
         cache, cache_from = {}, -1
     else
         override_i, override_t, override_n = entries - 1, at, n

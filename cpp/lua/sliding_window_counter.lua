@@ -6,7 +6,12 @@
 local limit = tonumber(ARGV[5])
 local window = tonumber(ARGV[6])
 
-local pair = pair_from(load_state(KEYS[1], 4, 3), now, window)
+local pair, rebased = pair_from(load_state(KEYS[1], 4, 3), now, window)
+-- SlidingWindowCounter::rebase: a re-based glitch is written back even if the step rejects.
+if rebased and consume then
+    store_rebased(KEYS[1], { pair.k, pair.curr, pair.prev, pair.window },
+                  (pair.k + 2) * pair.window, now)
+end
 local w = pair.window
 roll(pair, now, w)
 local wp = weight_prev(pair, now, w)

@@ -35,9 +35,12 @@ from .decorators import RateLimitContext, rate_limit
 from .exceptions import (
     BackendConnectionError,
     BackendError,
+    CircuitOpen,
     ConfigurationError,
     RateLimitError,
     RateLimitExceeded,
+    RateLimitTimeout,
+    RetryExhausted,
 )
 from .key_funcs import (
     asgi_api_key_func,
@@ -114,4 +117,8 @@ __all__ = [
     "Limit",
     "backend_from_uri",
     "parse_limits",
+    # Client side (the rest is in ratelimiter.client)
+    "CircuitOpen",
+    "RateLimitTimeout",
+    "RetryExhausted",
 ]

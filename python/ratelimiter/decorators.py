@@ -34,6 +34,7 @@ from .algorithms.async_base import (
     async_rate_limit,
 )
 from .algorithms.base import RateLimitResult
+from .exceptions import RateLimitExceeded
 
 __all__ = ["RateLimitContext", "rate_limit"]
 
@@ -51,6 +52,9 @@ def rate_limit(
     key_func: Optional[Callable[..., str]] = None,
     cost: int = 1,
     raise_on_limit: bool = True,
+    *,
+    wait: bool = False,
+    timeout: Optional[float] = None,
 ) -> Callable[[F], F]:
     """Rate-limit every call of the decorated function.
 
@@ -67,6 +71,12 @@ def rate_limit(
             :class:`~ratelimiter.exceptions.RateLimitExceeded` (with ``key``, ``limit``,
             ``window``, ``retry_after`` and ``result``). ``False``: the function is not
             called and the call returns ``None`` (an awaitable of ``None`` for coroutines).
+        wait: ``True``: a call over the limit waits for quota (``limiter.acquire``: exact
+            sleeps, first come first served; ``asyncio.sleep`` for ``async def``) instead of
+            being refused.
+        timeout: With ``wait``, the most seconds to wait; then
+            :class:`~ratelimiter.exceptions.RateLimitTimeout` is raised (or ``None``
+            returned with ``raise_on_limit=False``). A cost above the capacity fails at once.
 
     The wrapper exposes the limiter as ``wrapper.limiter``.
 
@@ -75,6 +85,10 @@ def rate_limit(
     """
     if key is not None and key_func is not None:
         raise ValueError("Specify at most one of 'key' or 'key_func'.")
+    if wait:
+        return _waiting_decorator(limiter, key, key_func, cost, raise_on_limit, timeout)
+    if timeout is not None:
+        raise ValueError("timeout= applies only with wait=True")
 
     def decorator(func: F) -> F:
         default_key = _default_key(func)
@@ -93,6 +107,56 @@ def rate_limit(
             if not result.allowed:
                 if raise_on_limit:
                     raise _exceeded(effective_key, result, sync.window)
+                return None
+            return func(*args, **kwargs)
+
+        wrapper.limiter = limiter  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def _waiting_decorator(
+    limiter: AnyLimiter,
+    key: Optional[str],
+    key_func: Optional[Callable[..., str]],
+    cost: int,
+    raise_on_limit: bool,
+    timeout: Optional[float],
+) -> Callable[[F], F]:
+    """``rate_limit(..., wait=True)``: wait for quota before each call."""
+    from .client import _waiting
+
+    _waiting._check_args("", cost, timeout)
+
+    def decorator(func: F) -> F:
+        default_key = _default_key(func)
+
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                effective_key = _resolve_key(key, key_func, default_key, args, kwargs)
+                try:
+                    await _waiting.acquire_async(limiter, effective_key, cost, timeout)
+                except RateLimitExceeded:
+                    if raise_on_limit:
+                        raise
+                    return None
+                return await func(*args, **kwargs)
+
+            async_wrapper.limiter = limiter  # type: ignore[attr-defined]
+            return cast(F, async_wrapper)
+
+        sync = _sync_limiter(limiter)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            effective_key = _resolve_key(key, key_func, default_key, args, kwargs)
+            try:
+                _waiting.acquire(sync, effective_key, cost, timeout)
+            except RateLimitExceeded:
+                if raise_on_limit:
+                    raise
                 return None
             return func(*args, **kwargs)
 

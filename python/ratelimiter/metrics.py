@@ -437,6 +437,23 @@ class ObservableRateLimiter:
                 await notify_near_limit_async(self._on_near_limit, key, result)
         return result
 
+    def acquire(self, key: str, cost: int = 1, timeout: Optional[float] = None
+                ) -> RateLimitResult:
+        """Wait for quota like the wrapped limiter's ``acquire``, recording every decision
+        (a rejection before a wait counts as dropped)."""
+        from .client import _waiting
+
+        result: RateLimitResult = _waiting.acquire(self, key, cost, timeout)
+        return result
+
+    async def acquire_async(self, key: str, cost: int = 1, timeout: Optional[float] = None
+                            ) -> RateLimitResult:
+        """:meth:`acquire` for asyncio code."""
+        from .client import _waiting
+
+        result: RateLimitResult = await _waiting.acquire_async(self, key, cost, timeout)
+        return result
+
     def _crossed(self, key: str, result: RateLimitResult) -> bool:
         assert self._near is not None
         return self._near.observe(key, result, self._clock)

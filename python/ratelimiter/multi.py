@@ -258,6 +258,23 @@ class MultiRateLimiter:
         result: MultiRateLimitResult = self._impl.peek(key)
         return result
 
+    def acquire(self, key: str, cost: Cost = 1,
+                timeout: Optional[float] = None) -> MultiRateLimitResult:
+        """Block until ``cost`` is admitted on every limit (as ``BaseAlgorithm.acquire``:
+        exact ``retry_after`` sleeps, first come first served, ``RateLimitTimeout``)."""
+        from .client import _waiting
+
+        result: MultiRateLimitResult = _waiting.acquire(self, key, cost, timeout)
+        return result
+
+    async def acquire_async(self, key: str, cost: Cost = 1,
+                            timeout: Optional[float] = None) -> MultiRateLimitResult:
+        """:meth:`acquire` for asyncio code (never blocks the event loop)."""
+        from .client import _waiting
+
+        result: MultiRateLimitResult = await _waiting.acquire_async(self, key, cost, timeout)
+        return result
+
     def adjust(self, key: str, cost: Cost) -> MultiRateLimitResult:
         """Charge (positive) or refund (negative) ``key`` after the fact, without a decision.
 

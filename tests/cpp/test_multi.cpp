@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -111,6 +112,114 @@ TEST_CASE("apply_multi commits all or nothing", "[multi]") {
     const MultiSummary s = summarize(out, 2);
     REQUIRE(s.allowed);
     REQUIRE(s.restrictive == 1);  // remaining 0 < 1
+}
+
+namespace {
+
+const double kYear = 365.0 * 86400.0;
+
+// A state filled by a clock a year ahead, then asked at kNow (corrected): the peek writes
+// nothing; the step rejects (the units still count) but saves the re-based state, so the
+// next rejection has nothing to save and the reported retry_after admits.
+template <class Algo>
+void glitch_rebase_is_saved_on_rejection(const typename Algo::Params& p) {
+    INFO(Algo::name);
+    typename Algo::State state = Algo::fresh(kNow + kYear, p);
+    int saves = 0;
+    double saved_fresh_at = 0.0;
+    const auto save = [&](const typename Algo::State&, double fresh_at) {
+        ++saves;
+        saved_fresh_at = fresh_at;
+    };
+    int admitted = 0;
+    while (apply_step<Algo>(state, kNow + kYear, 1, p, Operation::consume, save).allowed) {
+        ++admitted;
+    }
+    REQUIRE(admitted > 0);
+    REQUIRE(saves == admitted);
+    REQUIRE_FALSE(apply_step<Algo>(state, kNow, 1, p, Operation::peek, save).allowed);
+    REQUIRE(saves == admitted);  // a peek never writes
+    const Decision d = apply_step<Algo>(state, kNow, 1, p, Operation::consume, save);
+    REQUIRE_FALSE(d.allowed);
+    REQUIRE(saves == admitted + 1);  // the re-base, saved though the step rejected
+    REQUIRE(saved_fresh_at < kNow + kYear);
+    REQUIRE_FALSE(Algo::rebase(state, kNow, p));
+    REQUIRE_FALSE(apply_step<Algo>(state, kNow, 1, p, Operation::consume, save).allowed);
+    REQUIRE(saves == admitted + 1);  // a plain rejection writes nothing
+    REQUIRE(d.retry_after > 0.0);
+    REQUIRE(d.retry_after <= 60.0);
+    REQUIRE(apply_step<Algo>(state, kNow + d.retry_after, 1, p, Operation::consume, save)
+                .allowed);
+}
+
+}  // namespace
+
+TEST_CASE("apply_step saves a clock-glitch re-base even on a rejection, every algorithm",
+          "[apply_step][glitch]") {
+    glitch_rebase_is_saved_on_rejection<TokenBucket>(
+        TokenBucket::make_params({5, 60.0, std::nullopt}));
+    glitch_rebase_is_saved_on_rejection<LeakyBucket>(
+        LeakyBucket::make_params({5, 60.0, std::nullopt}));
+    glitch_rebase_is_saved_on_rejection<Gcra>(Gcra::make_params({5, 60.0, std::nullopt}));
+    glitch_rebase_is_saved_on_rejection<FixedWindow>(FixedWindow::make_params({5, 60.0}));
+    glitch_rebase_is_saved_on_rejection<SlidingWindowCounter>(
+        SlidingWindowCounter::make_params({5, 60.0}));
+    glitch_rebase_is_saved_on_rejection<SlidingWindow>(SlidingWindow::make_params({5, 60.0}));
+    Adaptive::Spec spec;
+    spec.limit = 5;
+    spec.window = 60.0;
+    spec.burst_multiplier = 1.0;
+    glitch_rebase_is_saved_on_rejection<Adaptive>(Adaptive::make_params(spec));
+}
+
+TEST_CASE("apply_step: a corrupt state is fresh and not written by a rejection",
+          "[apply_step][glitch]") {
+    const auto p = TokenBucket::make_params({1, 60.0, std::nullopt});
+    TokenBucket::State state{std::nan(""), kNow + kYear};
+    int saves = 0;
+    const auto save = [&](const TokenBucket::State&, double) { ++saves; };
+    REQUIRE_FALSE(TokenBucket::rebase(state, kNow, p));
+    REQUIRE(apply_step<TokenBucket>(state, kNow, 1, p, Operation::consume, save).allowed);
+    REQUIRE_FALSE(apply_step<TokenBucket>(state, kNow, 1, p, Operation::consume, save).allowed);
+    REQUIRE(saves == 1);
+}
+
+TEST_CASE("apply_multi saves each re-based state on a rejection, consuming nothing",
+          "[multi][glitch]") {
+    const std::vector<TokenBucket::Params> params{
+        TokenBucket::make_params({5, 60.0, std::nullopt}),
+        TokenBucket::make_params({50, 3600.0, std::nullopt})};
+    std::vector<TokenBucket::State> states{TokenBucket::fresh(kNow + kYear, params[0]),
+                                           TokenBucket::fresh(kNow + kYear, params[1])};
+    Decision out[2];
+    std::vector<std::size_t> saved;
+    const auto save = [&](std::size_t i, const TokenBucket::State&, double) {
+        saved.push_back(i);
+    };
+    const std::int64_t five[2] = {5, 5};
+    REQUIRE(apply_multi<TokenBucket>(states.data(), params.data(), five, 2, kNow + kYear,
+                                     MultiOp::consume, out, save));
+    saved.clear();
+    const std::int64_t one[2] = {1, 1};
+    // Corrected clock: the minute limit refuses, the hour limit would admit.
+    REQUIRE(apply_multi<TokenBucket>(states.data(), params.data(), one, 2, kNow, MultiOp::peek,
+                                     out, save));
+    REQUIRE(saved.empty());  // a peek never writes
+    REQUIRE_FALSE(apply_multi<TokenBucket>(states.data(), params.data(), one, 2, kNow,
+                                           MultiOp::consume, out, save));
+    REQUIRE(saved == std::vector<std::size_t>{0, 1});
+    REQUIRE(states[0].last == kNow);
+    REQUIRE(states[1].last == kNow);
+    REQUIRE(states[0].tokens == 0.0);
+    REQUIRE(states[1].tokens == 45.0);  // re-based, not charged
+    REQUIRE(out[0].retry_after == Approx(12.0));
+    REQUIRE(out[1].allowed);
+    saved.clear();
+    REQUIRE_FALSE(apply_multi<TokenBucket>(states.data(), params.data(), one, 2, kNow + 6.0,
+                                           MultiOp::consume, out, save));
+    REQUIRE(saved.empty());  // nothing re-based: a rejection writes nothing
+    REQUIRE(apply_multi<TokenBucket>(states.data(), params.data(), one, 2, kNow + 12.0,
+                                     MultiOp::consume, out, save));
 }
 
 TEST_CASE("summarize: largest refusing wait; insufficient capacity is inf", "[multi]") {

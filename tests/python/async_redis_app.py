@@ -64,7 +64,8 @@ def build_app(redis_url: str, limit: int) -> FastAPI:
     pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=32)
     client = redis.asyncio.Redis(connection_pool=pool)
     limiter = AsyncRateLimiter(
-        TokenBucketRateLimiter(AsyncRedisBackend(client), limit=limit, window=3600.0)
+        TokenBucketRateLimiter(AsyncRedisBackend(client, timeout=5.0), limit=limit,
+                               window=3600.0)
     )
 
     @app.get("/work")

@@ -4,10 +4,15 @@ Markers (``pytest -m "not slow"`` is the quick developer run; scripts/test.sh ru
 ``slow`` (threads, processes, real servers under load, hypothesis sweeps: seconds each),
 ``subprocess`` (starts Python processes), ``redis`` (needs a redis-server; set
 automatically on every test of a module that starts one through ``redis_server``).
+
+Hypothesis tests explore new examples on every developer run. Under CI (``CI`` set) they use
+one fixed seed, ``HYPOTHESIS_SEED`` or 20261126, so a CI failure reproduces; a failing run
+prints its seed, and ``pytest --hypothesis-seed=N`` (or ``HYPOTHESIS_SEED=N``) replays it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, Optional
 
@@ -41,7 +46,15 @@ MARKERS = {
 }
 
 
+CI_HYPOTHESIS_SEED = "20261126"
+
+
+@pytest.hookimpl(tryfirst=True)  # before hypothesis's plugin reads --hypothesis-seed
 def pytest_configure(config: pytest.Config) -> None:
+    seed = os.environ.get("HYPOTHESIS_SEED") or (CI_HYPOTHESIS_SEED if os.environ.get("CI")
+                                                  else None)
+    if seed is not None and getattr(config.option, "hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = seed
     for name, description in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {description}")
 

@@ -7,21 +7,7 @@ import threading
 import pytest
 from conftest import ALL_LIMITERS, DictBackend, FakeClock, make_exact
 
-from ratelimiter import BackendError, MemoryBackend
-
-
-@pytest.mark.parametrize("cls", ALL_LIMITERS)
-def test_same_decisions_as_memory_store(cls: type, clock: FakeClock) -> None:
-    import random
-
-    rng = random.Random(11)
-    custom = cls(DictBackend(), 5, 10.0, clock=clock)
-    memory = cls(MemoryBackend(), 5, 10.0, clock=clock)
-    for _ in range(1_000):
-        clock.advance(rng.choice([0.0, 0.0, 0.3, 1.0, 4.0]))
-        key, cost = rng.choice(["a", "b"]), rng.choice([1, 1, 2, 6])
-        assert custom.is_allowed(key, cost) == memory.is_allowed(key, cost)
-    assert custom.peek("a") == memory.peek("a")
+from ratelimiter import BackendError
 
 
 @pytest.mark.parametrize("cls", ALL_LIMITERS)

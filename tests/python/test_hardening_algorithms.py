@@ -346,6 +346,94 @@ def _glitch_backend(store: str, make_backend: Callable[[str], Any]) -> Any:
     return DictBackend() if store == "dict" else make_backend(store)
 
 
+# ---- a glitch on a key at its limit: the re-base is written back even on a rejection ------
+
+GLITCH_STORES = [*STORES, "fakeredis", "dict"]
+
+
+def _any_backend(store: str, make_backend: Callable[[str], Any]) -> Any:
+    if store == "fakeredis":
+        fakeredis = pytest.importorskip("fakeredis")
+        pytest.importorskip("lupa")
+        return RedisBackend(client=fakeredis.FakeRedis(), use_server_time=False)
+    return _glitch_backend(store, make_backend)
+
+
+def _decision(result: Any) -> tuple[Any, ...]:
+    limits = result.metadata.get("limits")
+    per_limit = tuple((e["allowed"], e["remaining"]) for e in limits) if limits else ()
+    return (result.allowed, result.remaining, result.retry_after, result.reset_after, per_limit)
+
+
+def _glitched_key_decides_like_one_filled_now(limiter: Any, clock: FakeClock,
+                                              window: float) -> None:
+    """Fills "glitched" at +1 year and "now" at the corrected time, then asks both alike,
+    each request spaced by the previous rejection's retry_after, for two windows.
+
+    The glitched key must be re-based to the correction and *stay* re-based though it
+    rejects: it decides exactly as the key filled at that instant (no fresh quota, and it
+    admits again after one normal refill, not when real time catches up a year later)."""
+    start = 1_000.0
+    clock.now = start + YEAR
+    glitch_admitted = sum(limiter.is_allowed("glitched").allowed for _ in range(30))
+    clock.now = start  # corrected
+    assert sum(limiter.is_allowed("now").allowed for _ in range(30)) == glitch_admitted > 0
+    admitted, first_admission = 0, None
+    while clock.now < start + 2 * window:
+        glitched, now = limiter.is_allowed("glitched"), limiter.is_allowed("now")
+        assert _decision(glitched) == _decision(now), clock.now
+        if glitched.allowed:
+            admitted += 1
+            first_admission = first_admission or clock.now
+        else:
+            assert 0 < glitched.retry_after <= window + 1e-6
+            clock.now += glitched.retry_after
+    assert first_admission is not None and first_admission <= start + window + 1e-6
+    assert admitted >= 2
+
+
+@pytest.mark.parametrize("store", GLITCH_STORES)
+@pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
+def test_a_key_full_at_a_glitch_refills_from_the_correction(
+        store: str, cls: Any, make_backend: Callable[[str], Any]) -> None:
+    """A key filled by a clock a year ahead, asked again at real time: rejected (its units
+    still count), and the re-based state is written though the step rejects, so it admits
+    after one normal refill period (token bucket 12 s, fixed window at its end, ...)."""
+    clock = FakeClock()
+    limiter = make_exact(cls, _any_backend(store, make_backend), 5, 60, clock=clock)
+    _glitched_key_decides_like_one_filled_now(limiter, clock, 60.0)
+
+
+@pytest.mark.parametrize("store", GLITCH_STORES)
+def test_token_bucket_full_at_a_glitch_admits_after_one_refill_interval(
+        store: str, make_backend: Callable[[str], Any]) -> None:
+    """The exact numbers of the lockout this fixes: 5 per minute refills one token per 12 s."""
+    clock = FakeClock(1_000.0 + YEAR)
+    limiter = ratelimiter.TokenBucketRateLimiter(_any_backend(store, make_backend), 5, 60,
+                                                 clock=clock)
+    assert _admitted(limiter, 6) == 5
+    clock.now = 1_000.0
+    assert limiter.is_allowed("k").retry_after == pytest.approx(12.0)
+    assert limiter.peek("k").retry_after == pytest.approx(12.0)  # the re-base was saved
+    clock.now = 1_012.0
+    assert _admitted(limiter, 3) == 1
+    clock.now = 1_130.0  # 118 s after the last admission: 118/12 tokens, not a year's worth
+    assert _admitted(limiter, 10) == 5
+
+
+@pytest.mark.parametrize("store", GLITCH_STORES)
+@pytest.mark.parametrize("algorithm", ALL_LIMITERS, ids=lambda c: c.__name__)
+def test_a_multi_key_full_at_a_glitch_refills_from_the_correction(
+        store: str, algorithm: Any, make_backend: Callable[[str], Any]) -> None:
+    """Two limits: at the correction the minute limit rejects and the hour limit would admit;
+    both re-based states are written, neither charged, so the key decides as one filled at
+    the correction (the hour limit's remaining shows nothing was consumed)."""
+    clock = FakeClock()
+    limiter = ratelimiter.MultiRateLimiter(_any_backend(store, make_backend),
+                                           "5/minute;50/hour", algorithm, clock=clock)
+    _glitched_key_decides_like_one_filled_now(limiter, clock, 60.0)
+
+
 @pytest.mark.parametrize("store", [*STORES, "dict"])
 @pytest.mark.parametrize("limit", [5, 100], ids=["blob", "rows"])  # SQLite: > 64 entries = rows
 def test_a_glitched_sliding_log_moves_its_future_entries_to_now(

@@ -61,27 +61,6 @@ def test_rejected_first_request_stores_nothing(clock: FakeClock) -> None:
     assert len(backend) == 0
 
 
-def test_primitives() -> None:
-    b = MemoryBackend()
-    assert b.get("a") is None
-    b.set("a", {"x": [1, 2]})
-    assert b.get("a") == {"x": [1, 2]}
-    assert b.incr("n") == 1 and b.incr("n", 5) == 6
-    b.zadd("z", 3.0, "c")
-    b.zadd("z", 1.0, "a")
-    b.zadd("z", 2.0, "b")
-    assert b.zcard("z") == 3
-    assert b.zrange_by_score("z", 1.5, 3.0) == [("b", 2.0), ("c", 3.0)]
-    assert b.zremrangebyscore("z", 0, 2.0) == 2
-    assert b.zrange_by_score("z", 0, 10) == [("c", 3.0)]
-    b.set("t", 1, ttl=0)
-    assert b.get("t") is None
-    b.delete("a")
-    assert b.get("a") is None
-    assert b.ping() is True
-    b.close()
-
-
 def test_max_keys_validation() -> None:
     with pytest.raises(ConfigurationError):
         MemoryBackend(max_keys=-1)

@@ -1,5 +1,5 @@
 """RedisBackend against a real redis-server: exactness under concurrency, outages, script
-cache flushes, TTLs and one round trip per decision (issue 3 acceptance)."""
+cache flushes, TTLs and one round trip per decision."""
 
 from __future__ import annotations
 
@@ -66,6 +66,9 @@ def make_limiter(name: str, port: int, server_time: bool, **backend_kwargs: Any)
     continuously (token/leaky bucket, GCRA, adaptive) get a one-day window: less than one
     unit refills during the test and the count stays exact.
     """
+    # A generous timeout: these tests count admissions, and a loaded CI machine may stall a
+    # thread longer than the 0.5 s default (a timeout would lose a decision, not test one).
+    backend_kwargs.setdefault("timeout", 5.0)
     backend = RedisBackend(redis.Redis(port=port), use_server_time=server_time,
                            **backend_kwargs)
     window = 86_400.0 if server_time and name not in WINDOWED else 60.0
@@ -291,11 +294,13 @@ def test_every_key_has_a_ttl_after_ten_thousand_keys(client: Any, server: RedisS
 
 @pytest.mark.slow
 def test_keys_expire_once_fresh(client: Any, server: RedisServer) -> None:
-    backend = RedisBackend(redis.Redis(port=server.port))  # server time: TTLs in real time
+    backend = RedisBackend(redis.Redis(port=server.port), timeout=5.0)  # server time: real TTLs
+    # A 2 s window (+ the 1 s TTL margin): all 700 keys exist when counted, even on a loaded
+    # machine, and all are gone a few seconds later.
     for cls in ALL_LIMITERS:
-        cls(backend, 3, 0.05).is_allowed_many([f"k{i}" for i in range(100)])
+        cls(backend, 3, 2.0).is_allowed_many([f"k{i}" for i in range(100)])
     assert client.dbsize() == 700
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + 20.0
     while client.dbsize() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert client.dbsize() == 0
@@ -374,28 +379,6 @@ def test_connection_parameters_come_from_the_client(server: RedisServer, client:
         assert redis.Redis(port=server.port, db=5, password="s3cret").dbsize() == 1
     finally:
         redis.Redis(port=server.port, password="s3cret").config_set("requirepass", "")
-
-
-def test_primitives(client: Any, server: RedisServer) -> None:
-    for backend in (RedisBackend(redis.Redis(port=server.port)),
-                    RedisBackend(type("C", (redis.Redis,), {})(port=server.port))):
-        backend.set("obj", {"a": [1, 2]}, ttl=30)
-        assert backend.get("obj") == {"a": [1, 2]}
-        assert 0 < client.pttl("rl:obj") <= 30_000
-        assert backend.get("missing") is None
-        assert backend.incr("n") == 1 and backend.incr("n", 4) == 5 and backend.get("n") == 5
-        backend.expire("n", 10)
-        assert 0 < client.pttl("rl:n") <= 10_000
-        backend.zadd("z", 2.5, "b")
-        backend.zadd("z", 1.0, "a")
-        backend.zadd("z", 9.0, "c")
-        assert backend.zrange_by_score("z", 0, 5) == [("a", 1.0), ("b", 2.5)]
-        assert backend.zcard("z") == 3
-        assert backend.zremrangebyscore("z", 0, 2) == 1
-        backend.delete("obj")
-        assert backend.get("obj") is None
-        assert backend.ping() is True
-        client.flushall()
 
 
 def test_bad_arguments() -> None:

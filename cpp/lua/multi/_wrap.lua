@@ -2,6 +2,8 @@
 -- cmake/EmbedLuaMulti.cmake) sees instead of _common.lua's `call`, `store_state` and
 -- `reply`: its reply comes back as values, and while `deferred` is a table its writes are
 -- queued there (reads still run), so the driver can commit every limit's writes or none.
+-- `rebase_call` / `store_rebased` (a clock-glitch re-base) are not shadowed: they run at
+-- once, so a re-based state stands even when the decision rejects (C++ apply_multi).
 local raw_call, raw_store_state = call, store_state
 local WRITES = { SET = true, DEL = true, LTRIM = true, LSET = true, RPUSH = true, PEXPIRE = true }
 local deferred = nil

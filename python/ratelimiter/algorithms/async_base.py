@@ -133,6 +133,26 @@ class AsyncRateLimiter:
             return peek(key)
         return await _in_executor(self._executor, functools.partial(peek, key))
 
+    async def acquire_async(
+        self, key: str, cost: int = 1, timeout: Optional[float] = None
+    ) -> RateLimitResult:
+        """Wait (without blocking the loop) until ``cost`` is admitted for ``key``.
+
+        Sleeps exactly each ``retry_after``; tasks are served in arrival order. Raises
+        ``RateLimitTimeout`` after ``timeout`` seconds, ``RateLimitExceeded`` at once for a
+        cost above capacity. See :mod:`ratelimiter.client`.
+        """
+        from ..client import _waiting
+
+        result: RateLimitResult = await _waiting.acquire_async(self, key, cost, timeout)
+        return result
+
+    async def acquire(
+        self, key: str, cost: int = 1, timeout: Optional[float] = None
+    ) -> RateLimitResult:
+        """Same as :meth:`acquire_async` (every method of this class is awaitable)."""
+        return await self.acquire_async(key, cost, timeout)
+
     async def reset(self, key: str) -> None:
         """Forget ``key``'s state without blocking the event loop."""
         mode = self._mode

@@ -119,6 +119,17 @@ def _rebuild_result(kwargs: dict[str, Any], window: float) -> RateLimitResult:
 _core._set_result_class(RateLimitResult)
 
 
+_waiting: Any = None  # ratelimiter.client._waiting, imported on first use (it imports us)
+
+
+def _load_waiting() -> Any:
+    global _waiting
+    from ..client import _waiting as module
+
+    _waiting = module
+    return module
+
+
 class BaseAlgorithm(ABC):
     """What every limiter offers. Subclass it to write your own algorithm."""
 
@@ -150,6 +161,29 @@ class BaseAlgorithm(ABC):
     def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
         """Decide one request per key, in order."""
         return [self.is_allowed(key, cost) for key in keys]
+
+    def acquire(self, key: str, cost: int = 1, timeout: Optional[float] = None) -> RateLimitResult:
+        """Block until ``cost`` is admitted for ``key``, sleeping exactly each ``retry_after``.
+
+        Waiters of one key are served first come, first served within the process.
+
+        Raises:
+            RateLimitTimeout: not admitted within ``timeout`` seconds (raised as soon as
+                the wait is known to end after it).
+            RateLimitExceeded: ``cost`` exceeds the capacity (waiting cannot help).
+
+        See :mod:`ratelimiter.client` ("Calling rate-limited APIs" in the README).
+        """
+        result: RateLimitResult = (_waiting or _load_waiting()).acquire(self, key, cost, timeout)
+        return result
+
+    async def acquire_async(
+        self, key: str, cost: int = 1, timeout: Optional[float] = None
+    ) -> RateLimitResult:
+        """:meth:`acquire` for asyncio code; never blocks the event loop."""
+        waiting = _waiting or _load_waiting()
+        result: RateLimitResult = await waiting.acquire_async(self, key, cost, timeout)
+        return result
 
 
 class NativeRateLimiter(BaseAlgorithm):

@@ -2,15 +2,52 @@
 
 MemoryBackend keeps limiter state in its native C++ store; these primitives serve code that
 uses the documented get/set/zadd... API directly (custom algorithms, the original library's
-habits). Values expire on a monotonic clock.
+habits).
+
+Primitive semantics shared by every built-in backend (MemoryBackend, SQLiteBackend,
+RedisBackend; tests/python/test_backend_contract.py holds them to it):
+
+- A ``ttl`` is a finite number of seconds > 0 (a float is fine); anything else (0, a negative
+  number, NaN, inf, a bool) raises ConfigurationError (a ValueError) naming ``ttl``, as
+  Redis itself refuses ``SET ... PX 0``. "Expire now" is ``delete``.
+- TTLs count on ``time.time()``, looked up at every call: the clock the limiters use by
+  default and the one SQLite stores, so ``unittest.mock.patch("time.time")``, freezegun and
+  time-machine expire values in users' tests. (Redis counts on its own server clock.)
+- ``incr``'s ``amount`` is an int (ConfigurationTypeError otherwise); using a key as the
+  wrong kind (``incr`` on a non-integer, ``get`` on a sorted set, ``zadd`` on a plain value)
+  raises TypeError.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 import time
 from typing import Any, Optional
+
+from ..exceptions import ConfigurationError, ConfigurationTypeError
+
+
+def validate_ttl(ttl: Any) -> float:
+    """``ttl`` as seconds: a finite number > 0, else ConfigurationError naming it."""
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
+        raise ConfigurationTypeError(f"ttl must be a number of seconds, got {type(ttl).__name__}")
+    seconds = float(ttl)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigurationError(f"ttl must be a finite number of seconds > 0, got {ttl!r}")
+    return seconds
+
+
+def validate_amount(amount: Any) -> int:
+    """``incr``'s amount: an int (bool refused), else ConfigurationTypeError naming it."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise ConfigurationTypeError(f"amount must be an int, got {type(amount).__name__}")
+    return amount
+
+
+class _ZSet(list):  # type: ignore[type-arg]
+    """A sorted set's (score, member) pairs: its own type, so a list value is never one."""
 
 
 class DictPrimitives:
@@ -23,22 +60,26 @@ class DictPrimitives:
 
     def _alive(self, key: str) -> bool:
         deadline = self._expires.get(key)
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and time.time() >= deadline:
             self._values.pop(key, None)
             del self._expires[key]
         return key in self._values
 
     def get(self, key: str) -> Optional[Any]:
         with self._lock:
-            return self._values.get(key) if self._alive(key) else None
+            value = self._values.get(key) if self._alive(key) else None
+            if isinstance(value, _ZSet):
+                raise TypeError(f"value at {key!r} is not a plain value (it is a sorted set)")
+            return value
 
     def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        deadline = None if ttl is None else time.time() + validate_ttl(ttl)
         with self._lock:
             self._values[key] = value
-            if ttl is None:
+            if deadline is None:
                 self._expires.pop(key, None)
             else:
-                self._expires[key] = time.monotonic() + float(ttl)
+                self._expires[key] = deadline
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -46,6 +87,7 @@ class DictPrimitives:
             self._expires.pop(key, None)
 
     def incr(self, key: str, amount: int = 1) -> int:
+        amount = validate_amount(amount)
         with self._lock:
             current = self._values.get(key, 0) if self._alive(key) else 0
             if not isinstance(current, int) or isinstance(current, bool):
@@ -54,17 +96,18 @@ class DictPrimitives:
             return current + amount
 
     def expire(self, key: str, ttl: float) -> None:
+        seconds = validate_ttl(ttl)
         with self._lock:
             if self._alive(key):
-                self._expires[key] = time.monotonic() + float(ttl)
+                self._expires[key] = time.time() + seconds
 
     def _zset(self, key: str, create: bool) -> Optional[list[tuple[float, str]]]:
         if not self._alive(key):
             if not create:
                 return None
-            self._values[key] = []
+            self._values[key] = _ZSet()
         zset = self._values[key]
-        if not isinstance(zset, list):
+        if not isinstance(zset, _ZSet):
             raise TypeError(f"value at {key!r} is not a sorted set")
         return zset
 

@@ -10,6 +10,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .. import _core
 from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
+from ._dict_primitives import validate_amount, validate_ttl
 from .base import BaseBackend
 
 __all__ = ["RedisBackend"]
@@ -108,12 +109,21 @@ class RedisBackend(BaseBackend):
     # --- BaseBackend primitives (values stored as JSON under key_prefix + key) ----------
 
     def _command(self, *args: Any) -> Any:
-        if self._client is None:
-            return self._native.command(*args)
         try:
-            return self._client.execute_command(*args)
-        except Exception as exc:  # the client's own error types, whatever library it is
-            raise _translate(exc) from exc
+            if self._client is None:
+                return self._native.command(*args)
+            try:
+                return self._client.execute_command(*args)
+            except Exception as exc:  # the client's own error types, whatever library it is
+                raise _translate(exc) from exc
+        except BackendError as exc:
+            # A key used as the wrong kind is the caller's mistake, as on every other
+            # backend (TypeError), not a failing server.
+            text = str(exc)
+            if "WRONGTYPE" in text or "not an integer" in text:
+                raise TypeError(f"value at {args[1]!r} is the wrong kind for {args[0]}: "
+                                f"{text}") from exc
+            raise
 
     def _key(self, key: str) -> str:
         return self.key_prefix + key
@@ -132,7 +142,7 @@ class RedisBackend(BaseBackend):
         self._command("DEL", self._key(key))
 
     def incr(self, key: str, amount: int = 1) -> int:
-        return int(self._command("INCRBY", self._key(key), int(amount)))
+        return int(self._command("INCRBY", self._key(key), validate_amount(amount)))
 
     def expire(self, key: str, ttl: float) -> None:
         self._command("PEXPIRE", self._key(key), _milliseconds(ttl))
@@ -374,10 +384,8 @@ def _host_and_port(url: str, parts: SplitResult) -> tuple[str, int]:
 
 
 def _milliseconds(ttl: float) -> int:
-    seconds = float(ttl)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(f"ttl must be a finite number > 0, got {ttl!r}")
-    return max(1, math.ceil(seconds * 1000))
+    """A TTL in whole milliseconds, rounded up (a fractional ttl never expires early)."""
+    return max(1, math.ceil(validate_ttl(ttl) * 1000))
 
 
 def _text(value: Any) -> str:

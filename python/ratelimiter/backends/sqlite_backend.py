@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 
 from .. import _core
 from ..exceptions import ConfigurationError, ConfigurationTypeError
+from ._dict_primitives import validate_amount, validate_ttl
 from .base import BaseBackend
 
 __all__ = ["SQLiteBackend"]
@@ -127,18 +128,16 @@ class SQLiteBackend(BaseBackend):
 
     def set(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
         text = json.dumps(value)
-        self._native.set(key, text, None if ttl is None else _finite(ttl, "ttl"), time.time())
+        self._native.set(key, text, None if ttl is None else validate_ttl(ttl), time.time())
 
     def delete(self, key: str) -> None:
         self._native.delete(key)
 
     def incr(self, key: str, amount: int = 1) -> int:
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise ConfigurationTypeError(f"amount must be an int, got {type(amount).__name__}")
-        return self._native.incr(key, amount, time.time())
+        return self._native.incr(key, validate_amount(amount), time.time())
 
     def expire(self, key: str, ttl: float) -> None:
-        self._native.expire(key, _finite(ttl, "ttl"), time.time())
+        self._native.expire(key, validate_ttl(ttl), time.time())
 
     def zadd(self, key: str, score: float, member: str) -> None:
         self._native.zadd(key, _finite(score, "score"), _member(member), time.time())

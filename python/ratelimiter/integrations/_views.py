@@ -29,6 +29,7 @@ from ..exceptions import ConfigurationError, ConfigurationTypeError
 from ..limits import Limit, LimitSpec, parse_limits
 from ..multi import MultiRateLimiter
 from ._policy import call_key_func
+from ._quota import NearLimitAlerts
 
 __all__ = ["Decider", "Decision", "Rule", "parse_for_view"]
 
@@ -164,12 +165,15 @@ class Decider:
         view: The view's name, for error messages.
         default_key_func: ``(request) -> str`` for rules without their own.
         clock: Passed to every limiter (tests).
+        alerts: Near-limit alerts for every counted decision (``None``: off).
     """
 
     def __init__(self, rules: Sequence[Rule], backend: Any, algorithm: Any, view: str,
                  default_key_func: Callable[[Any], Any],
-                 clock: Optional[Callable[[], float]] = None) -> None:
+                 clock: Optional[Callable[[], float]] = None,
+                 alerts: Optional[NearLimitAlerts] = None) -> None:
         self.view = view
+        self.alerts = alerts
         self.default_key_func = default_key_func
         self.backend = backend
         groups: dict[tuple[int, bool], list[Rule]] = {}
@@ -237,6 +241,8 @@ class Decider:
                 result = group.limiter.peek(group_key)
             else:
                 result = group.limiter.is_allowed(group_key, self._costs(active))
+                if self.alerts is not None:
+                    self.alerts.notify(group_key, result, group.limiter)
             results.append(result)
             if not self._judge(group, group_key, active, result, decision):
                 return decision
@@ -255,6 +261,8 @@ class Decider:
             else:
                 result = await group.limiter.is_allowed_async(group_key,
                                                                self._costs(active))
+                if self.alerts is not None:
+                    await self.alerts.notify_async(group_key, result, group.limiter)
             results.append(result)
             if not self._judge(group, group_key, active, result, decision):
                 return decision
@@ -275,6 +283,8 @@ class Decider:
             costs = self._charges(pending, response)
             if costs:
                 last = pending.group.limiter.adjust(pending.key, costs)
+                if self.alerts is not None:
+                    self.alerts.notify(pending.key, last, pending.group.limiter)
         return last
 
     async def settle_async(self, decision: Decision, response: Any) -> Optional[RateLimitResult]:
@@ -284,4 +294,40 @@ class Decider:
             costs = self._charges(pending, response)
             if costs:
                 last = await pending.group.limiter.adjust_async(pending.key, costs)
+                if self.alerts is not None:
+                    await self.alerts.notify_async(pending.key, last, pending.group.limiter)
         return last
+
+    # ------------------------------------------------------------------ usage reports
+
+    def _peek_plan(self, request: Any, key: Optional[str]
+                   ) -> list[tuple[_Group, str, set[str]]]:
+        """Groups with a rule that applies to this client (its ``exempt_when`` is false for
+        the usage request; ``methods`` are ignored: the limit applies on those methods),
+        each with the client's key and the dimensions of those rules."""
+        keys: dict[int, str] = {} if key is None else {id(None): key}
+        plan = []
+        for group in self.groups:
+            dims = {rule.dimension for rule in group.rules
+                    if rule.exempt_when is None or not rule.exempt_when(request)}
+            if not dims:
+                continue
+            ident = id(group.key_func)
+            if ident not in keys:
+                func = group.key_func or self.default_key_func
+                keys[ident] = call_key_func(func, request, self.view)
+            plan.append((group, keys[ident], dims))
+        return plan
+
+    def usage(self, request: Any, key: Optional[str] = None
+              ) -> list[tuple[MultiRateLimiter, str, RateLimitResult, set[str]]]:
+        """``[(limiter, client key, peeked result, dimensions)]`` for the usage report;
+        nothing is consumed. Raises ``KeyFuncError`` for a broken key function."""
+        return [(group.limiter, group_key, group.limiter.peek(group_key), dims)
+                for group, group_key, dims in self._peek_plan(request, key)]
+
+    async def usage_async(self, request: Any, key: Optional[str] = None
+                          ) -> list[tuple[MultiRateLimiter, str, RateLimitResult, set[str]]]:
+        """:meth:`usage` for asyncio code."""
+        return [(group.limiter, group_key, await group.limiter.peek_async(group_key), dims)
+                for group, group_key, dims in self._peek_plan(request, key)]

@@ -10,6 +10,9 @@ settings.py::
         "EXEMPT_PATHS": ["/health", "/static/*"],
         "HEADERS": "x-ratelimit",    # "ietf", "both", "none"
         "ALGORITHM": "sliding_window_counter",
+        "USAGE_PATH": "/rate_limit",  # the caller's own quotas as JSON; default off
+        "ON_NEAR_LIMIT": "myapp.alerts.quota_warning",  # (key, result); or a callable
+        "NEAR_LIMIT_RATIO": 0.8,
     }
 
 views.py::
@@ -35,6 +38,19 @@ views.py::
 * A rejection is the shared 429 (``{"error": "rate limit exceeded"}``, ``Retry-After``,
   rate-limit headers); admitted responses get the headers too.
 
+* ``USAGE_PATH`` (needs the middleware): ``GET``/``HEAD`` there answers the caller's own
+  quotas as JSON (``405`` for other methods), peeked and never counted: one resource per
+  limit, ``"default <limit>"`` for ``DEFAULT_LIMITS``, ``"<view> <limit>"`` for each
+  ``@ratelimit`` view (``"shared:<scope> <limit>"`` for a scope), with ``limit``,
+  ``remaining``, ``reset``, ``policy``... (see :mod:`ratelimiter._usage`). Views decorated
+  through ``method_decorator`` are listed once they have served a request in the
+  process. The key is never echoed; no other client's is read.
+* ``ON_NEAR_LIMIT(key, result)`` is called once per key per limit per window when usage
+  reaches ``NEAR_LIMIT_RATIO`` (default 0.8) of that limit (``result`` is that limit's,
+  ``result.metadata["policy"]`` its text); for the middleware's and every view's limits.
+* ``CLOCK``: a zero-argument callable returning seconds, for tests (default the system
+  clock).
+
 With the memory store every worker process counts on its own (gunicorn ``-w N``: N times the
 limit; a warning is logged once per worker): use Redis or SQLite in production.
 """
@@ -54,6 +70,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.module_loading import import_string
 
 from .._routes import RouteTable
+from .._usage import METHOD_NOT_ALLOWED_BODY, USAGE_METHODS, check_usage_path, usage_headers
 from ..exceptions import ConfigurationError, ConfigurationTypeError
 from ..key_funcs import wsgi_peer
 from ..limits import Limit, LimitSpec
@@ -66,6 +83,7 @@ from ._policy import (
     log_key_error_once,
     warn_if_memory_in_worker,
 )
+from ._quota import UsageReport, near_limit_alerts
 from ._views import Decider, Decision, Rule, parse_for_view
 
 __all__ = ["RateLimitMiddleware", "ratelimit"]
@@ -74,7 +92,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 KeySpec = Union[str, Callable[[HttpRequest], str]]
 
 _SETTING = "RATELIMITER"
-_KNOWN = {"BACKEND", "DEFAULT_LIMITS", "KEY", "EXEMPT_PATHS", "HEADERS", "ALGORITHM"}
+_KNOWN = {"BACKEND", "DEFAULT_LIMITS", "KEY", "EXEMPT_PATHS", "HEADERS", "ALGORITHM",
+          "USAGE_PATH", "ON_NEAR_LIMIT", "NEAR_LIMIT_RATIO", "CLOCK"}
 
 
 def ip_key(request: HttpRequest) -> str:
@@ -138,9 +157,30 @@ class _Config:
         self.policy = ResponsePolicy(check_header_style(
             raw.get("HEADERS", "x-ratelimit"), f"settings.{_SETTING}['HEADERS']"))
         self.algorithm = raw.get("ALGORITHM", "sliding_window_counter")
+        where = f"settings.{_SETTING}"
+        try:
+            self.usage_path = check_usage_path(raw.get("USAGE_PATH"))
+            callback = raw.get("ON_NEAR_LIMIT")
+            if isinstance(callback, str):
+                callback = _import(callback, f"{where}['ON_NEAR_LIMIT']")
+            self.alerts = near_limit_alerts(callback, raw.get("NEAR_LIMIT_RATIO", 0.8))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{where}: {exc}") from exc
+        clock = raw.get("CLOCK")
+        if clock is not None and not callable(clock):
+            raise ConfigurationTypeError(f"{where}['CLOCK'] must be callable, got "
+                                         f"{type(clock).__name__}")
+        self.clock = clock
         self.middleware_decider = None if self.default_limits is None else Decider(
             [Rule(self.default_limits, "site")], self.backend, self.algorithm,
-            f"settings.{_SETTING}['DEFAULT_LIMITS']", self.key_func)
+            f"settings.{_SETTING}['DEFAULT_LIMITS']", self.key_func, clock, self.alerts)
+
+
+def _import(path: str, where: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(f"{where}: cannot import {path!r}: {exc}") from exc
 
 
 _config_cache: Optional[_Config] = None
@@ -239,6 +279,9 @@ class RateLimitMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
             return self.__acall__(request)
+        config = _config()
+        if config.usage_path is not None and request.path == config.usage_path:
+            return _usage(config, request)
         config, decider = self._decider(request)
         if decider is None:
             return self.get_response(request)
@@ -251,6 +294,9 @@ class RateLimitMiddleware:
         return _finish(config.policy, decider, decision, self.get_response(request), None)
 
     async def __acall__(self, request: HttpRequest) -> Any:
+        config = _config()
+        if config.usage_path is not None and request.path == config.usage_path:
+            return await _usage_async(config, request)
         config, decider = self._decider(request)
         if decider is None:
             return await self.get_response(request)
@@ -262,6 +308,71 @@ class RateLimitMiddleware:
             return _rejection(config.policy, None, request, decision)
         response = await self.get_response(request)
         return _finish(config.policy, decider, decision, response, None)
+
+
+# ---------------------------------------------------------------------------- usage
+
+
+def _usage_sources(config: _Config) -> list[tuple[str, Decider]]:
+    """``(label, decider)`` for the site-wide defaults and every decorated view."""
+    sources = []
+    if config.middleware_decider is not None:
+        sources.append(("default", config.middleware_decider))
+    with _registry_lock:
+        states = list(_registry.values())
+    sources.extend((state.label, state.get()[1]) for state in states)
+    return sources
+
+
+def _usage_response(report: UsageReport, request: HttpRequest) -> HttpResponse:
+    body = report.body()
+    response = HttpResponse(b"" if request.method == "HEAD" else body, status=200)
+    for name, value in usage_headers(body):
+        response[name] = value
+    return response
+
+
+def _not_allowed() -> HttpResponse:
+    response = HttpResponse(METHOD_NOT_ALLOWED_BODY, status=405)
+    for name, value in usage_headers(METHOD_NOT_ALLOWED_BODY) + [("Allow", "GET, HEAD")]:
+        response[name] = value
+    return response
+
+
+def _add(report: UsageReport, label: str, entries: Any) -> None:
+    for limiter, key, result, dims in entries:
+        for dim in sorted(dims):
+            name = dim if dim.startswith("shared:") else label
+            report.add(name, [label], limiter, key, result, {dim})
+
+
+def _usage(config: _Config, request: HttpRequest) -> HttpResponse:
+    """The caller's quotas, peeked (never counted)."""
+    if request.method not in USAGE_METHODS:
+        return _not_allowed()
+    report = UsageReport()
+    for label, decider in _usage_sources(config):
+        try:
+            entries = decider.usage(request)
+        except KeyFuncError as exc:  # that view's limits are left out, not the report
+            log_key_error_once(exc)
+            continue
+        _add(report, label, entries)
+    return _usage_response(report, request)
+
+
+async def _usage_async(config: _Config, request: HttpRequest) -> HttpResponse:
+    if request.method not in USAGE_METHODS:
+        return _not_allowed()
+    report = UsageReport()
+    for label, decider in _usage_sources(config):
+        try:
+            entries = await decider.usage_async(request)
+        except KeyFuncError as exc:
+            log_key_error_once(exc)
+            continue
+        _add(report, label, entries)
+    return _usage_response(report, request)
 
 
 # ---------------------------------------------------------------------------- decorator
@@ -310,7 +421,10 @@ def ratelimit(
         # Stacked decorators on one view keep apart by their limits.
         own = f"{name.replace(' ', ':')}:{';'.join(map(str, rule.limits))}"
         rule = dataclasses.replace(rule, dimension=f"shared:{scope}" if scope else own)
-        state = _DecoratorState(rule, backend, name)
+        state = _DecoratorState(rule, backend, name,
+                                getattr(view, "__qualname__", type(view).__qualname__))
+        with _registry_lock:  # for usage reports (method_decorator: on each request)
+            state = _registry.setdefault((name, rule.dimension), state)
 
         if iscoroutinefunction(view):
             @functools.wraps(view)
@@ -350,13 +464,17 @@ def ratelimit(
 # per view, so that costs a dict lookup, not a new limiter.
 _deciders: dict[tuple[str, str, int], tuple[_Config, Decider]] = {}
 _deciders_lock = threading.Lock()
+# Every decorated view's state, by (view, dimension): what a usage report lists.
+_registry: dict[tuple[str, str], _DecoratorState] = {}
+_registry_lock = threading.Lock()
 
 
 class _DecoratorState:
-    def __init__(self, rule: Rule, backend: Any, view: str) -> None:
+    def __init__(self, rule: Rule, backend: Any, view: str, label: str) -> None:
         self.rule = rule
         self.backend = backend
         self.view = view
+        self.label = label  # the name a usage report shows (no module path)
 
     def get(self) -> tuple[_Config, Decider]:
         config = _config()
@@ -368,7 +486,7 @@ class _DecoratorState:
                 if entry is None:
                     backend = self.backend if self.backend is not None else config.backend
                     entry = (config, Decider([self.rule], backend, config.algorithm, self.view,
-                                             ip_key))
+                                             ip_key, config.clock, config.alerts))
                     _deciders[cache_key] = entry
         warn_if_memory_in_worker(entry[1].backend)
         return entry

@@ -33,6 +33,20 @@
 * ``key_func(request) -> str`` (or ``async``); default the peer address. A key function
   that raises or returns a non-string gives a 500 (``HTTPException``) and one log line.
 
+**Usage endpoint.** ``app.include_router(usage_router("/rate_limit"))`` adds ``GET``/``HEAD
+/rate_limit`` answering the caller's own quotas as JSON, peeked and never counted: every
+``RateLimit`` found in the app's routes (route, router and app dependencies), one resource
+per limit, named ``"<METHOD> <path> <limit>"`` (``"shared:<scope> <limit>"`` for a
+scope), with ``limit``, ``remaining``, ``reset``, ``policy``... (see
+:mod:`ratelimiter._usage`). The route itself is never limited, even under app-wide
+``RateLimit`` dependencies. Each ``RateLimit`` computes the caller's key with its own
+``key_func``; the key is never echoed and no other key is read.
+
+**Near-limit alerts.** ``RateLimit(..., on_near_limit=notify, near_limit_ratio=0.8)``
+calls ``notify(key, result)`` (or awaits an ``async def``) once per key per limit per
+window when usage reaches the ratio; ``result`` is that limit's
+(``result.metadata["policy"]`` its text).
+
 The app-wide :class:`~ratelimiter.middleware.AsyncRateLimitMiddleware` exempts ``/docs``,
 ``/redoc`` and ``/openapi.json`` by default (``docs_paths``).
 """
@@ -43,9 +57,11 @@ import inspect
 import threading
 from typing import Any, Callable, Optional, Union
 
-from fastapi import HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from starlette.responses import Response as StarletteResponse
 
+from .._usage import check_usage_path, usage_headers
 from ..algorithms.base import RateLimitResult
 from ..backends.memory import MemoryBackend
 from ..exceptions import ConfigurationError
@@ -60,9 +76,11 @@ from ._policy import (
     log_key_error_once,
     warn_if_memory_in_worker,
 )
+from ._quota import UsageReport, near_limit_alerts
 from ._views import Decider, Rule, parse_for_view
 
-__all__ = ["RateLimit", "RateLimitHTTPException", "rate_limit_exception_handler"]
+__all__ = ["RateLimit", "RateLimitHTTPException", "rate_limit_exception_handler",
+           "usage_router"]
 
 _default_backend: Optional[MemoryBackend] = None
 _default_lock = threading.Lock()
@@ -115,9 +133,13 @@ class RateLimit:
         methods: Only limit these HTTP methods (default: all).
         headers: ``"x-ratelimit"`` (default), ``"ietf"``, ``"both"`` or ``"none"``.
         clock: Zero-argument callable returning seconds (tests).
+        on_near_limit: ``(key, result) -> None`` or ``async``, once per key per limit per
+            window when usage reaches ``near_limit_ratio`` of that limit (errors logged).
+        near_limit_ratio: In (0, 1] (default 0.8).
 
     Raises:
         ConfigurationError: for a bad limit string, cost, scope or header style.
+        ValueError, TypeError: for a bad ``near_limit_ratio`` or ``on_near_limit``.
     """
 
     def __init__(
@@ -133,6 +155,8 @@ class RateLimit:
         methods: Optional[list[str]] = None,
         headers: HeaderStyle = "x-ratelimit",
         clock: Optional[Callable[[], float]] = None,
+        on_near_limit: Optional[Callable[[str, RateLimitResult], Any]] = None,
+        near_limit_ratio: float = 0.8,
     ) -> None:
         if scope is not None and (not isinstance(scope, str) or not scope):
             raise ConfigurationError(f"RateLimit: scope must be a non-empty str, got {scope!r}")
@@ -147,16 +171,17 @@ class RateLimit:
         self.scope = scope
         self.policy = ResponsePolicy(check_header_style(headers, "headers"))
         self.clock = clock
+        self.alerts = near_limit_alerts(on_near_limit, near_limit_ratio)
         self._deciders: dict[str, Decider] = {}
         self._lock = threading.Lock()
 
     def _decider(self, request: Request) -> Decider:
-        if self.scope is not None:
-            where = f"shared:{self.scope}"
-        else:
-            route = request.scope.get("route")
-            path = getattr(route, "path", None) or request.url.path
-            where = f"route:{request.method} {path}"
+        route = request.scope.get("route")
+        return self._decider_for(request.method, getattr(route, "path", None)
+                                 or request.url.path)
+
+    def _decider_for(self, method: str, path: str) -> Decider:
+        where = f"shared:{self.scope}" if self.scope is not None else f"route:{method} {path}"
         decider = self._deciders.get(where)
         if decider is None:
             with self._lock:
@@ -166,7 +191,7 @@ class RateLimit:
                     rule = Rule(t.limits, where, None, t.cost, t.exempt_when, None, None,
                                 t.methods)
                     decider = Decider([rule], self.backend, self.algorithm, where,
-                                      _peer, self.clock)
+                                      _peer, self.clock, self.alerts)
                     self._deciders[where] = decider
         return decider
 
@@ -184,6 +209,8 @@ class RateLimit:
     async def __call__(self, request: Request, response: Response) -> Optional[RateLimitResult]:
         """Decide ``request``; raise :class:`RateLimitHTTPException` when it is rejected.
         Returns the decision (``None`` when exempt), so a route may read it."""
+        if getattr(getattr(request.scope.get("route"), "endpoint", None), _USAGE_MARK, False):
+            return None  # the usage endpoint is never limited
         decider = self._decider(request)
         warn_if_memory_in_worker(self.backend)
         try:
@@ -204,3 +231,64 @@ class RateLimit:
 
 def _peer(request: Any) -> str:
     return asgi_peer(request.scope)
+
+
+_USAGE_MARK = "_ratelimiter_usage_endpoint"
+
+
+def _rate_limits(dependant: Any) -> list[RateLimit]:
+    """Every ``RateLimit`` among a route's dependencies (router and app ones included)."""
+    found = []
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, RateLimit):
+            found.append(dep.call)
+        found.extend(_rate_limits(dep))
+    return found
+
+
+async def _usage_report(request: Request) -> UsageReport:
+    report = UsageReport()
+    for route in request.app.routes:
+        if not isinstance(route, APIRoute) or getattr(route.endpoint, _USAGE_MARK, False):
+            continue
+        for limit in dict.fromkeys(_rate_limits(route.dependant)):
+            for method in sorted(route.methods or ()):
+                methods = limit._template.methods
+                if limit.scope is None and methods is not None and method not in methods:
+                    continue  # this RateLimit never counts this route's method
+                decider = limit._decider_for(method, route.path)
+                try:
+                    key = await limit._key(request, decider.view)
+                    entries = await decider.usage_async(request, key)
+                except KeyFuncError as exc:  # this limit is left out, not the report
+                    log_key_error_once(exc)
+                    continue
+                label = (f"shared:{limit.scope}" if limit.scope is not None
+                         else f"{method} {route.path}")
+                for limiter, group_key, result, dims in entries:
+                    report.add(label, [f"{method} {route.path}"], limiter, group_key,
+                               result, dims)
+    return report
+
+
+def usage_router(path: str = "/rate_limit", **route_options: Any) -> APIRouter:
+    """A router with ``GET``/``HEAD path``: the caller's own quotas as JSON (see the module
+    docstring). ``route_options`` go to ``APIRouter.api_route`` (``tags``,
+    ``include_in_schema``...). Other methods get FastAPI's own ``405``.
+
+    Raises:
+        ValueError, TypeError: ``path`` not an exact absolute path.
+    """
+    check_usage_path(path)
+    router = APIRouter()
+
+    async def rate_limit_usage(request: Request) -> StarletteResponse:
+        report = await _usage_report(request)
+        body = report.body()
+        return StarletteResponse(b"" if request.method == "HEAD" else body,
+                                 headers=dict(usage_headers(body)))
+
+    setattr(rate_limit_usage, _USAGE_MARK, True)
+    router.add_api_route(path, rate_limit_usage, methods=["GET", "HEAD"],
+                         response_class=StarletteResponse, **route_options)
+    return router

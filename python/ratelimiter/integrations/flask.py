@@ -39,7 +39,18 @@
 Configuration read by :meth:`FlaskRateLimiter.init_app` when the constructor did not set
 it: ``RATELIMIT_STORAGE_URI`` (see :func:`~ratelimiter.storage_uri.backend_from_uri`,
 default ``memory://``), ``RATELIMIT_DEFAULT``, ``RATELIMIT_HEADERS``, ``RATELIMIT_ALGORITHM``,
-``RATELIMIT_ENABLED`` (default true).
+``RATELIMIT_ENABLED`` (default true), ``RATELIMIT_USAGE_PATH``.
+
+``usage_path="/rate_limit"`` answers ``GET``/``HEAD`` on that path with the caller's own
+quotas as JSON (``405`` for other methods), peeked and never counted: one resource per
+limit of every view that applies to the caller (named ``"<route> <limit>"``, or
+``"shared:<scope> <limit>"`` for a shared scope), with ``limit``, ``remaining``, ``reset``,
+``policy``... (see :mod:`ratelimiter._usage`). Rules whose ``exempt_when`` is true for the
+usage request are left out. The key is never echoed; no other client's is read.
+
+``on_near_limit(key, result)`` is called once per key per limit per window when usage
+reaches ``near_limit_ratio`` (default 0.8) of that limit; ``result`` is that limit's,
+``result.metadata["policy"]`` its text (see :mod:`ratelimiter.integrations._quota`).
 
 With a memory store every worker process counts on its own: under gunicorn ``-w N`` a client
 gets N times the limit (a warning is logged once per worker). Use ``sqlite:///…`` or
@@ -53,6 +64,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
+from .._usage import METHOD_NOT_ALLOWED_BODY, USAGE_METHODS, check_usage_path, usage_headers
 from ..exceptions import ConfigurationError
 from ..key_funcs import wsgi_peer
 from ..limits import Limit, LimitSpec
@@ -66,6 +78,7 @@ from ._policy import (
     log_key_error_once,
     warn_if_memory_in_worker,
 )
+from ._quota import NearLimitAlerts, UsageReport, near_limit_alerts
 from ._views import Decider, Decision, Rule, parse_for_view
 
 __all__ = ["FlaskRateLimiter"]
@@ -92,8 +105,11 @@ class _AppState:
     view's first request, so decorators may run before ``init_app``)."""
 
     def __init__(self, backend: Any, default_limits: Optional[list[Limit]], algorithm: Any,
-                 policy: ResponsePolicy, enabled: bool) -> None:
+                 policy: ResponsePolicy, enabled: bool, usage_path: Optional[str],
+                 alerts: Optional[NearLimitAlerts]) -> None:
         self.backend = backend
+        self.usage_path = usage_path
+        self.alerts = alerts
         self.default_limits = default_limits
         self.algorithm = algorithm
         self.policy = policy
@@ -117,10 +133,18 @@ class FlaskRateLimiter:
         headers: ``"x-ratelimit"`` (default), ``"ietf"``, ``"both"`` or ``"none"``.
         on_breach: Default ``(request, result) -> response | None`` for every rule.
         clock: Zero-argument callable returning seconds (tests); default ``time.time``.
+        usage_path: Exact path answering the caller's quotas as JSON (default:
+            ``RATELIMIT_USAGE_PATH``, else off).
+        on_near_limit: ``(key, result) -> None``, once per key per limit per window when
+            usage reaches ``near_limit_ratio`` of that limit. Runs on the request path:
+            queue the e-mail, don't send it; an exception is logged, never raised.
+        near_limit_ratio: In (0, 1] (default 0.8).
 
     Raises:
         ConfigurationError: for a bad limit string (naming where it came from), header style
             or storage URI.
+        ValueError, TypeError: for a bad ``usage_path``, ``near_limit_ratio`` or
+            ``on_near_limit``.
     """
 
     def __init__(
@@ -134,8 +158,15 @@ class FlaskRateLimiter:
         headers: Optional[HeaderStyle] = None,
         on_breach: Optional[Callable[[Any, Any], Any]] = None,
         clock: Optional[Callable[[], float]] = None,
+        usage_path: Optional[str] = None,
+        on_near_limit: Optional[Callable[[str, Any], Any]] = None,
+        near_limit_ratio: float = 0.8,
     ) -> None:
         self.backend = backend
+        self.usage_path = check_usage_path(usage_path)
+        # Checked now; each app gets its own tracker in init_app.
+        self._near: Optional[NearLimitAlerts] = near_limit_alerts(on_near_limit,
+                                                                  near_limit_ratio)
         self.default_limits = (None if default_limits is None
                                else parse_for_view(default_limits, "default_limits"))
         self.key_func: Callable[[Any], str] = key_func or _peer
@@ -164,8 +195,17 @@ class FlaskRateLimiter:
         style = self.header_style or config.get("RATELIMIT_HEADERS", "x-ratelimit")
         policy = ResponsePolicy(check_header_style(style, "RATELIMIT_HEADERS"))
         algorithm = config.get("RATELIMIT_ALGORITHM", self.algorithm)
+        usage_path = self.usage_path
+        if usage_path is None:
+            try:
+                usage_path = check_usage_path(config.get("RATELIMIT_USAGE_PATH"))
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"RATELIMIT_USAGE_PATH: {exc}") from exc
         app.extensions[_EXTENSION] = _AppState(
-            backend, defaults, algorithm, policy, bool(config.get("RATELIMIT_ENABLED", True)))
+            backend, defaults, algorithm, policy, bool(config.get("RATELIMIT_ENABLED", True)),
+            usage_path,
+            None if self._near is None
+            else NearLimitAlerts(self._near.callback, self._near.tracker.ratio))
         app.before_request(self._before_request)
         app.after_request(self._after_request)
 
@@ -233,8 +273,7 @@ class FlaskRateLimiter:
 
     # ------------------------------------------------------------------ per request
 
-    def _decider(self, state: _AppState) -> Optional[Decider]:
-        endpoint = request.endpoint
+    def _decider(self, state: _AppState, endpoint: Optional[str]) -> Optional[Decider]:
         if endpoint is None:  # 404s and the like: no view, nothing to limit
             return None
         decider = state.deciders.get(endpoint)
@@ -247,7 +286,7 @@ class FlaskRateLimiter:
 
     def _build(self, state: _AppState, endpoint: str) -> Optional[Decider]:
         view = current_app.view_functions.get(endpoint)
-        blueprints = request.blueprints  # innermost first
+        blueprints = _blueprints(endpoint)  # innermost first, as request.blueprints
         if view in self._exempt or any(bp in self._exempt for bp in blueprints):
             return None
         rules = self._rules.get(view)
@@ -262,13 +301,39 @@ class FlaskRateLimiter:
             rules = [rule if rule.on_breach else _with_on_breach(rule, self.on_breach)
                      for rule in rules]
         return Decider(rules, state.backend, state.algorithm, f"endpoint {endpoint!r}",
-                       self.key_func, self.clock)
+                       self.key_func, self.clock, state.alerts)
+
+    def _usage(self, state: _AppState) -> Response:
+        """The caller's quotas for every limited view, peeked (never counted)."""
+        if request.method not in USAGE_METHODS:
+            headers = usage_headers(METHOD_NOT_ALLOWED_BODY) + [("Allow", "GET, HEAD")]
+            return Response(METHOD_NOT_ALLOWED_BODY, 405, headers=headers)
+        report = UsageReport()
+        url_map = current_app.url_map
+        for endpoint in list(current_app.view_functions):
+            decider = self._decider(state, endpoint)
+            if decider is None:
+                continue
+            routes = [rule.rule for rule in url_map.iter_rules(endpoint)] or [endpoint]
+            try:
+                entries = decider.usage(request)
+            except KeyFuncError as exc:  # that view's limits are left out, not the report
+                log_key_error_once(exc)
+                continue
+            for limiter, key, result, dims in entries:
+                for dim in sorted(dims):
+                    label = dim if dim.startswith("shared:") else routes[0]
+                    report.add(label, routes, limiter, key, result, {dim})
+        body = report.body()
+        return Response(body, 200, headers=usage_headers(body))
 
     def _before_request(self) -> Any:
         state: Optional[_AppState] = current_app.extensions.get(_EXTENSION)
         if state is None or not state.enabled:
             return None
-        decider = self._decider(state)
+        if state.usage_path is not None and request.path == state.usage_path:
+            return self._usage(state)
+        decider = self._decider(state, request.endpoint)
         if decider is None:
             return None
         warn_if_memory_in_worker(state.backend)
@@ -304,6 +369,17 @@ class FlaskRateLimiter:
         if result is not None:
             _add_missing(response, state.policy.headers(result))
         return response
+
+
+def _blueprints(endpoint: str) -> list[str]:
+    """The blueprints of ``endpoint``, innermost first (``"a.b.view"`` -> ``["a.b", "a"]``),
+    as Flask's ``request.blueprints`` lists them for a request routed there."""
+    name = endpoint.rpartition(".")[0]
+    out = []
+    while name:
+        out.append(name)
+        name = name.rpartition(".")[0]
+    return out
 
 
 def _with_on_breach(rule: Rule, on_breach: Callable[[Any, Any], Any]) -> Rule:

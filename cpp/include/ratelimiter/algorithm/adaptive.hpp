@@ -155,6 +155,19 @@ struct Adaptive {
         s.load.sanitize(now, p.adaptive_window);
     }
 
+    // A clock glitch in any layer (the bucket's `last`, a window pair's start), with that
+    // layer otherwise sound: the whole state sanitized and reported, as TokenBucket::rebase.
+    static bool rebase(State& s, double now, const Params& p) {
+        const bool bucket = plausible_count(s.tokens) && std::isfinite(s.last) &&
+                            ahead_of_clock(s.last, now);
+        if (!bucket && !s.guard.glitched(now, p.window) &&
+            !s.load.glitched(now, p.adaptive_window)) {
+            return false;
+        }
+        sanitize(s, now, p);
+        return true;
+    }
+
     // max(1, floor(limit·burst_multiplier·factor + EPS)).
     static double burst_for(const Params& p, double factor) {
         return std::max(1.0, std::floor(static_cast<double>(p.limit) * p.burst_multiplier *

@@ -104,6 +104,18 @@ struct FixedWindow {
         return empty;
     }
 
+    // A clock glitch (a sound state whose window starts beyond now + kClockTolerance):
+    // re-based as `current` does (its count, in the window of now) and reported, as
+    // TokenBucket::rebase.
+    static bool rebase(State& s, double now, const Params& p) {
+        if (!plausible_index(s.k) || !plausible_count(s.count) || !std::isfinite(s.window) ||
+            s.window < 0.0 || !ahead_of_clock(s.k * (s.window == 0.0 ? p.window : s.window), now)) {
+            return false;
+        }
+        s = State{aligned_window_index(now, p.window), s.count, p.window};
+        return true;
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {

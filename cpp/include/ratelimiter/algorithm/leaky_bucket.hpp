@@ -92,6 +92,15 @@ struct LeakyBucket {
         s.level = std::min(s.level, max_level(p));
     }
 
+    // A clock glitch, sanitized and reported: as TokenBucket::rebase.
+    static bool rebase(State& s, double now, const Params& p) {
+        if (!plausible_count(s.level) || !std::isfinite(s.last) || !ahead_of_clock(s.last, now)) {
+            return false;
+        }
+        sanitize(s, now, p);
+        return true;
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {

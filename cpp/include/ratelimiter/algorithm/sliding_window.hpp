@@ -133,6 +133,9 @@ struct SlidingWindow {
         return true;
     }
 
+    // The shape every algorithm has (apply_step): the log's re-base needs no params.
+    static bool rebase(State& s, double now, const Params& /*p*/) { return rebase(s, now); }
+
     static bool glitched(const State& s, double now) {
         return !s.entries.empty() && ahead_of_clock(s.entries.back().t, now);
     }

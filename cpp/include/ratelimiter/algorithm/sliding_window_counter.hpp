@@ -71,6 +71,13 @@ struct SlidingWindowCounter {
         return true;
     }
 
+    // A clock glitch (WindowPair::glitched), sanitized and reported: as TokenBucket::rebase.
+    static bool rebase(State& s, double now, const Params& p) {
+        if (!s.glitched(now, p.window)) return false;
+        s.sanitize(now, p.window);
+        return true;
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {

@@ -105,6 +105,19 @@ struct TokenBucket {
         s.tokens = std::max(s.tokens, min_tokens(p));
     }
 
+    // A clock glitch (`last` beyond now + kClockTolerance, state otherwise sound) is
+    // sanitized here, and reported: the store writes the re-based state back even when the
+    // step rejects (apply_step), else a key at its limit would re-base to each request's own
+    // `now` and stay locked until real time catches up. A corrupt state is not a glitch.
+    static bool rebase(State& s, double now, const Params& p) {
+        if (!plausible_signed_count(s.tokens) || !std::isfinite(s.last) ||
+            !ahead_of_clock(s.last, now)) {
+            return false;
+        }
+        sanitize(s, now, p);
+        return true;
+    }
+
 private:
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
                              bool consume) {

@@ -51,6 +51,15 @@ struct WindowPair {
             window = current_window;
         }
     }
+    // Whether sanitize would re-base a clock glitch: a sound pair whose window starts beyond
+    // now + kClockTolerance (on the grid it was written on).
+    bool glitched(double now, double current_window) const {
+        if (!plausible_index(k) || !plausible_count(curr) || !plausible_count(prev) ||
+            !std::isfinite(window) || window < 0.0) {
+            return false;
+        }
+        return ahead_of_clock(k * (window == 0.0 ? current_window : window), now);
+    }
     // Before an admission under `current_window`: a pair on another grid becomes a pair on
     // this one whose current window holds everything it still counted (`weighted` at now).
     void migrate(double now, double current_window) {

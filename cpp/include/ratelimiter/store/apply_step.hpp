@@ -6,8 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "ratelimiter/result.hpp"
@@ -26,24 +24,16 @@ typename Algo::State load_state(bool present, const double* data, std::size_t n,
     return state;
 }
 
-// Whether Algo has `static bool rebase(State&, double now)` (SlidingWindow does).
-template <class Algo, class = void>
-struct HasRebase : std::false_type {};
-template <class Algo>
-struct HasRebase<Algo, std::void_t<decltype(Algo::rebase(
-                           std::declval<typename Algo::State&>(), 0.0))>> : std::true_type {};
-
-// Runs `op` on `state` in place. When the state changed (an admission), calls
-// save(state, fresh_at): the store writes it back with that expiry. A peek never changes the
-// state; a rejection neither, except a sliding log's clock-glitch re-base
-// (Algo::rebase, which SlidingWindow has), saved even then: else a key full at the glitch would re-base to
-// each request's own `now`, be rejected, and stay locked until real time catches up.
+// Runs `op` on `state` in place. When the state changed, calls save(state, fresh_at): the
+// store writes it back with that expiry. It changes on an admission, and on a clock-glitch
+// re-base (Algo::rebase, docs/ALGORITHMS.md "Stored state"), saved even when the step then
+// rejects: else a key at its limit during the glitch would re-base to each request's own
+// `now`, be rejected, and stay locked until real time catches up. A peek never changes it.
 template <class Algo, class Save>
 Decision apply_step(typename Algo::State& state, double now, std::int64_t cost,
                     const typename Algo::Params& params, Operation op, Save&& save) {
     if (op == Operation::peek) return Algo::peek(state, now, params);
-    bool rebased = false;
-    if constexpr (HasRebase<Algo>::value) rebased = Algo::rebase(state, now);
+    const bool rebased = Algo::rebase(state, now, params);
     Decision d = Algo::step(state, now, cost, params);
     if (d.allowed || rebased) {
         save(static_cast<const typename Algo::State&>(state), Algo::fresh_at(state, params));

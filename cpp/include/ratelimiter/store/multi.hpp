@@ -3,7 +3,8 @@
 // what it is told to. Stores own where states live; this file owns what a multi decision is.
 //
 //   consume  every consulted limit (cost > 0) steps on a *copy* of its state; only if all of
-//            them admit are the copies committed (save) — a rejection consumes from none.
+//            them admit are the copies committed (save) — a rejection consumes from none,
+//            but still saves each state a clock-glitch re-base changed (Algo::rebase).
 //            A limit with cost 0 is not consulted: it reports its state (as a peek) and
 //            counts as admitting.
 //   peek     every limit peeks (a cost-1 request, nothing changes).
@@ -64,13 +65,17 @@ bool apply_multi(typename Algo::State* states, const typename Algo::Params* para
         }
     }
     thread_local std::vector<typename Algo::State> copies;
+    thread_local std::vector<char> rebased;
     copies.resize(n);
+    rebased.assign(n, 0);
     bool all = true;
     for (std::size_t i = 0; i < n; ++i) {
         if (costs[i] == 0) {
             out[i] = as_admitting(Algo::peek(states[i], now, params[i]));
             continue;
         }
+        // A clock glitch is re-based in place (apply_step): kept even if the decision rejects.
+        rebased[i] = Algo::rebase(states[i], now, params[i]) ? 1 : 0;
         copies[i] = states[i];
         out[i] = Algo::step(copies[i], now, costs[i], params[i]);
         all = all && out[i].allowed;
@@ -81,9 +86,15 @@ bool apply_multi(typename Algo::State* states, const typename Algo::Params* para
             states[i] = std::move(copies[i]);
             save(i, static_cast<const typename Algo::State&>(states[i]),
                  Algo::fresh_at(states[i], params[i]));
-        } else if (out[i].allowed) {
-            // It would have admitted, but nothing is consumed: report the state as it is.
-            out[i] = as_admitting(Algo::peek(states[i], now, params[i]));
+        } else {
+            if (out[i].allowed) {
+                // It would have admitted, but nothing is consumed: report the state as it is.
+                out[i] = as_admitting(Algo::peek(states[i], now, params[i]));
+            }
+            if (rebased[i]) {
+                save(i, static_cast<const typename Algo::State&>(states[i]),
+                     Algo::fresh_at(states[i], params[i]));
+            }
         }
     }
     return all;
