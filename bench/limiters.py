@@ -1,15 +1,8 @@
-"""The seven limiter classes by algorithm name, shared by the benchmarks."""
+"""The built-in limiter classes by algorithm name, shared by the benchmarks."""
 
 from __future__ import annotations
 
 import ratelimiter
+from ratelimiter.algorithms.registry import builtin_limiters
 
-LIMITERS: dict[str, type[ratelimiter.BaseAlgorithm]] = {
-    "fixed_window": ratelimiter.FixedWindowRateLimiter,
-    "sliding_window": ratelimiter.SlidingWindowRateLimiter,
-    "sliding_window_counter": ratelimiter.SlidingWindowCounterRateLimiter,
-    "token_bucket": ratelimiter.TokenBucketRateLimiter,
-    "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
-    "adaptive": ratelimiter.AdaptiveRateLimiter,
-    "gcra": ratelimiter.GCRARateLimiter,
-}
+LIMITERS: dict[str, type[ratelimiter.BaseAlgorithm]] = dict(builtin_limiters())

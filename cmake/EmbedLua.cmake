@@ -5,9 +5,15 @@
 # needs) computed here. Editing a .lua file re-runs the configure step.
 # Usage: include(cmake/EmbedLua.cmake) then ratelimiter_embed_lua(<target>).
 
-# Same order as ratelimiter::AlgorithmId.
-set(RATELIMITER_LUA_ALGORITHMS
-    fixed_window sliding_window sliding_window_counter token_bucket leaky_bucket adaptive gcra)
+# One script per algorithm: every cpp/lua/<name>.lua whose name does not start with `_`
+# (those are helpers), sorted by name. The C++ side looks them up by Algo::name and
+# static_asserts that they match AllAlgorithms (ratelimiter/store/lua_index.hpp), so adding a
+# script needs no edit here.
+file(GLOB RATELIMITER_LUA_ALGORITHMS RELATIVE ${CMAKE_CURRENT_LIST_DIR}/../cpp/lua
+     CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../cpp/lua/*.lua)
+list(FILTER RATELIMITER_LUA_ALGORITHMS EXCLUDE REGEX "^_")
+list(TRANSFORM RATELIMITER_LUA_ALGORITHMS REPLACE "\\.lua$" "")
+list(SORT RATELIMITER_LUA_ALGORITHMS)
 
 function(ratelimiter_embed_lua target)
   set(lua_dir ${CMAKE_CURRENT_SOURCE_DIR}/cpp/lua)
@@ -17,6 +23,7 @@ function(ratelimiter_embed_lua target)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lua_dir}/_common.lua)
 
   set(entries "")
+  list(LENGTH RATELIMITER_LUA_ALGORITHMS count)
   foreach(name IN LISTS RATELIMITER_LUA_ALGORITHMS)
     set(path ${lua_dir}/${name}.lua)
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${path})
@@ -50,8 +57,8 @@ struct Script {
     const char* source;  // _common.lua + <name>.lua
 };
 
-// Indexed by AlgorithmId.
-inline constexpr std::array<Script, 7> kScripts = {{
+// Sorted by name; ratelimiter/store/lua_index.hpp finds an algorithm's script.
+inline constexpr std::array<Script, ${count}> kScripts = {{
 ${entries}}};
 
 }  // namespace ratelimiter::lua

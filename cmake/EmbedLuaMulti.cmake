@@ -53,7 +53,7 @@ function(ratelimiter_embed_lua_multi target)
       string(APPEND source "${body}\nend\n${driver}")
     else()
       # No multi form (an algorithm without adjust_<name>.lua): a script that says so, so
-      # the table stays indexed by id.
+      # every algorithm has an entry (lua_index.hpp checks it).
       set(source "return redis.error_reply('ERR ratelimiter: ${name} has no multi-limit script')")
     endif()
     if(source MATCHES "\\)ratelimiter_lua\"")
@@ -74,7 +74,7 @@ function(ratelimiter_embed_lua_multi target)
 
 namespace ratelimiter::lua {
 
-// Multi-limit scripts, indexed by AlgorithmId (as kScripts).
+// Multi-limit scripts, in kScripts' order (lua_index.hpp looks them up).
 inline constexpr std::array<Script, ${count}> kMultiScripts = {{
 ${entries}}};
 

@@ -3,11 +3,11 @@
 // sliding-window counter the per-key sensor uses. Other algorithms have nothing to do.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
 #include <mutex>
 
 #include "ratelimiter/algorithm/adaptive.hpp"
+#include "ratelimiter/algorithm/window.hpp"
 
 namespace ratelimiter::binding {
 
@@ -17,41 +17,34 @@ struct AggregateLoad {
     void record(const Decision&, std::int64_t, double) {}
 };
 
+// The counter is the core's WindowPair (window.hpp): its aligned window index and clamped
+// previous-window weight, so the aggregate load reads exactly as the per-key sensor would.
 template <>
 struct AggregateLoad<Adaptive> {
     void prepare(Adaptive::Params& params, double now) {
         if (!params.load_capacity) return;
+        const double w = params.adaptive_window;
         std::lock_guard<std::mutex> lock(mutex);
-        roll(now, params.adaptive_window);
-        window = params.adaptive_window;
-        const double weight_prev = 1.0 - (now - index * window) / window;
-        const double admitted = prev * weight_prev + curr;
-        params.external_load = (admitted / window) / *params.load_capacity;
+        if (!started) {
+            pair = WindowPair::fresh(now, w);
+            started = true;
+        }
+        pair.migrate(now, w);  // a config provider changed the window: keep what it counted
+        pair.roll(now, w);
+        params.external_load = (pair.weighted(now, w) / w) / *params.load_capacity;
     }
     void record(const Decision& d, std::int64_t cost, double now) {
-        if (!d.allowed || window <= 0.0) return;
+        if (!d.allowed) return;
         std::lock_guard<std::mutex> lock(mutex);
-        roll(now, window);
-        curr += static_cast<double>(cost);
+        if (!started) return;
+        pair.roll(now, pair.window);
+        pair.curr += static_cast<double>(cost);
     }
 
 private:
-    void roll(double now, double w) {
-        const double k = std::floor(now / w);
-        if (k == index + 1) {
-            prev = curr;
-            curr = 0.0;
-        } else if (k > index + 1) {
-            prev = curr = 0.0;
-        }
-        if (k > index) index = k;
-    }
-
     std::mutex mutex;
-    double window = 0.0;
-    double index = -1e300;
-    double curr = 0.0;
-    double prev = 0.0;
+    bool started = false;
+    WindowPair pair;  // admitted cost over adaptive_window, all keys of this limiter
 };
 
 }  // namespace ratelimiter::binding

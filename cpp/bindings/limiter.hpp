@@ -1,5 +1,6 @@
 // One Python-facing limiter per algorithm: converts arguments, reads the clock, runs one
-// atomic step on the store, and wraps the Decision in a RateLimitResult. No arithmetic here.
+// atomic step on the store, and wraps the Decision in a RateLimitResult. No arithmetic here
+// (the core's `reported` adjusts retry_after; AggregateLoad uses the core's WindowPair).
 #pragma once
 
 #include <pybind11/pybind11.h>
@@ -17,8 +18,30 @@
 
 namespace ratelimiter::binding {
 
+// What Python calls on a limiter, whatever its algorithm. pybind11 binds these once, on
+// `_core._NativeLimiter`, rather than once per algorithm (build time: each bound method
+// instantiates pybind11's dispatch machinery); the hot path, `_fast_is_allowed`, reaches
+// Limiter<Algo>::is_allowed directly, without a virtual call.
+class LimiterBase {
+public:
+    virtual ~LimiterBase() = default;
+    virtual py::object is_allowed(py::handle key, py::handle cost) = 0;
+    virtual py::object peek(py::handle key) = 0;
+    virtual py::list is_allowed_many(py::handle keys, py::handle cost) = 0;
+    virtual void reset(py::handle key) = 0;
+    virtual std::string storage_key(py::handle key) const = 0;
+    virtual std::vector<double> state(py::handle key) = 0;
+    virtual const std::string& key_prefix() const = 0;
+    virtual py::tuple redis_call(py::handle key, py::handle cost, bool peek,
+                                 bool use_server_time, bool binary_reply) = 0;
+    virtual py::object redis_result(py::handle key, const std::vector<std::string>& reply,
+                                    std::int64_t limit, double window, double now,
+                                    std::int64_t cost) = 0;
+    virtual py::object fast_is_allowed(py::handle self) = 0;
+};
+
 template <class Algo>
-class Limiter {
+class Limiter final : public LimiterBase {
 public:
     using Spec = typename Algo::Spec;
     using Params = typename Algo::Params;
@@ -40,7 +63,7 @@ public:
         }
     }
 
-    py::object is_allowed(py::handle key, py::handle cost_arg) {
+    py::object is_allowed(py::handle key, py::handle cost_arg) override {
         const std::int64_t cost = PyLong_CheckExact(cost_arg.ptr()) ? fast_cost(cost_arg)
                                                                      : to_count(cost_arg, "cost");
         const std::string_view k = key_view(key, prefix_.size());
@@ -53,7 +76,7 @@ public:
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
 
-    py::object peek(py::handle key) {
+    py::object peek(py::handle key) override {
         const std::string_view k = key_view(key, prefix_.size());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
@@ -64,7 +87,7 @@ public:
     }
 
     // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
-    py::list is_allowed_many(py::handle keys, py::handle cost_arg) {
+    py::list is_allowed_many(py::handle keys, py::handle cost_arg) override {
         const std::int64_t cost = to_count(cost_arg, "cost");
         // A str is a sequence (of one-character strs): deciding "user42" as six keys is never
         // what the caller meant, so text and bytes are refused rather than iterated.
@@ -117,19 +140,19 @@ public:
         return out;
     }
 
-    void reset(py::handle key) {
+    void reset(py::handle key) override {
         const std::string k = full_key(key_view(key, prefix_.size()));
         std::visit([&](auto& store) { erase_on(*store, k); }, store_);
     }
 
     // The validated storage key (key_prefix + key), for callers that reach the store
     // without a decision (the async Redis reset).
-    std::string storage_key(py::handle key) const {
+    std::string storage_key(py::handle key) const override {
         return full_key(key_view(key, prefix_.size()));
     }
 
     // Encoded state of `key` (empty if none) on the memory store; for tests and debugging.
-    std::vector<double> state(py::handle key) {
+    std::vector<double> state(py::handle key) override {
         const std::string k = full_key(key_view(key, prefix_.size()));
         if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_)) {
             return (*memory)->template snapshot<Algo>(k);
@@ -137,13 +160,13 @@ public:
         return {};
     }
 
-    const std::string& key_prefix() const { return prefix_; }
+    const std::string& key_prefix() const override { return prefix_; }
 
     // The asyncio front end (AsyncRedisBackend) runs the same script call as RedisStore:
     // redis_call builds it (clock, params, ARGV) and redis_result reads the reply, so the
     // Python coroutine only awaits the network round trip in between.
     py::tuple redis_call(py::handle key, py::handle cost_arg, bool peek, bool use_server_time,
-                         bool binary_reply) {
+                         bool binary_reply) override {
         const std::int64_t cost = peek ? 1 : to_count(cost_arg, "cost");
         const std::string_view k = key_view(key, prefix_.size());
         const double now = read_clock(clock_ptr());
@@ -161,15 +184,17 @@ public:
     }
 
     py::object redis_result(py::handle key, const std::vector<std::string>& reply,
-                            std::int64_t limit, double window, double now, std::int64_t cost) {
-        Decision d = RedisStore::parse_reply(Algo::id, reply);
-        if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
+                            std::int64_t limit, double window, double now,
+                            std::int64_t cost) override {
+        const Decision d = reported(RedisStore::parse_reply(Algo::id, reply), now);
         aggregate_.record(d, cost, now);
         return steal(make_result(key.ptr(), limit, window, d, Algo::id));
     }
 
     // `is_allowed` as a direct CPython callable (see fast_call.hpp); `self` owns this limiter.
-    py::object fast_is_allowed(py::handle self) { return make_fast_is_allowed(this, self); }
+    py::object fast_is_allowed(py::handle self) override {
+        return make_fast_is_allowed(this, self);
+    }
 
 private:
     static py::object steal(PyObject* obj) {
@@ -222,7 +247,7 @@ private:
 
     Decision run(const std::string& key, double now, std::int64_t cost, const Params& params,
                  Operation op) {
-        Decision d = std::visit(
+        return reported(std::visit(
             [&](auto& store) -> Decision {
                 using Store = typename std::decay_t<decltype(store)>::element_type;
                 if constexpr (StoreTraits<Store>::kReleaseGil) {
@@ -232,19 +257,7 @@ private:
                     return store->template apply<Algo>(key, now, cost, params, op);
                 }
             },
-            store_);
-        if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
-        return d;
-    }
-
-    // `now + retry_after` is rounded to a double; nudge it a few ulps later so that a caller
-    // waiting exactly retry_after lands at or after the instant the request is admitted
-    // (at epoch-scale times one ulp is ~2.4e-7 s; tolerances in the steps are 1e-9).
-    static double wait_until_representable(double now, double wait) {
-        if (!std::isfinite(wait)) return wait;
-        double at = now + wait;
-        for (int i = 0; i < 4; ++i) at = std::nextafter(at, kInf);
-        return std::max(wait, at - now);
+            store_), now);
     }
 
     template <class Store>

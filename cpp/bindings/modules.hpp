@@ -10,6 +10,5 @@ void register_sqlite_store(pybind11::module_& m);
 void register_redis_store(pybind11::module_& m);
 void register_limiters(pybind11::module_& m);
 void register_multi(pybind11::module_& m);
-void register_noop(pybind11::module_& m);
 
 }  // namespace ratelimiter::binding

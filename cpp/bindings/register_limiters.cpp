@@ -1,5 +1,6 @@
-// Binds Limiter<Algo> once per algorithm as `_core.<Name>Limiter`. The public classes in
-// python/ratelimiter/algorithms/ hold one of these and re-export its methods.
+// Binds Limiter<Algo> for every algorithm in AllAlgorithms as `_core.<Name>Limiter` (a
+// subclass of `_core._NativeLimiter`, which carries the methods), and `_core.algorithms()`.
+// The public classes in python/ratelimiter/algorithms/ hold one of these.
 #include <pybind11/stl.h>
 
 #include "limiter.hpp"
@@ -68,19 +69,25 @@ Adaptive::Spec parse_spec<Adaptive>(py::handle limit, py::handle window, const p
     return spec;
 }
 
-template <class Algo>
-void bind_limiter(py::module_& m, const char* class_name) {
-    using L = Limiter<Algo>;
-    py::class_<L>(m, class_name)
-        .def(py::init([](const py::object& backend, py::handle limit, py::handle window,
-                         const py::dict& extras, std::string key_prefix, py::object clock,
-                         py::object config_provider) {
-                 return new L(backend, parse_spec<Algo>(limit, window, extras),
-                              std::move(key_prefix), std::move(clock),
-                              std::move(config_provider));
-             }),
-             py::arg("backend"), py::arg("limit"), py::arg("window"), py::arg("extras"),
-             py::arg("key_prefix"), py::arg("clock"), py::arg("config_provider"))
+// "fixed_window" -> "FixedWindowLimiter": the `_core` class name of an algorithm.
+std::string class_name_of(const char* algorithm) {
+    std::string out;
+    bool upper = true;
+    for (const char* c = algorithm; *c != '\0'; ++c) {
+        if (*c == '_') {
+            upper = true;
+            continue;
+        }
+        out += upper ? static_cast<char>(*c - 'a' + 'A') : *c;
+        upper = false;
+    }
+    return out + "Limiter";
+}
+
+// The methods every limiter has, bound once on the base class.
+void bind_limiter_base(py::module_& m) {
+    using L = LimiterBase;
+    py::class_<L>(m, "_NativeLimiter")
         .def("is_allowed", &L::is_allowed, py::arg("key"), py::arg("cost") = 1)
         .def("_fast_is_allowed",
              [](py::object self) { return self.cast<L&>().fast_is_allowed(self); })
@@ -93,8 +100,23 @@ void bind_limiter(py::module_& m, const char* class_name) {
         .def("reset", &L::reset, py::arg("key"))
         .def("state", &L::state, py::arg("key"))
         .def("_storage_key", &L::storage_key, py::arg("key"))
-        .def_property_readonly("key_prefix", &L::key_prefix)
-        .def_property_readonly_static("algorithm", [](const py::object&) { return Algo::name; });
+        .def_property_readonly("key_prefix", &L::key_prefix);
+}
+
+// `_core.<Name>Limiter`: only its constructor and `algorithm` are its own.
+template <class Algo>
+void bind_limiter(py::module_& m) {
+    using L = Limiter<Algo>;
+    py::class_<L, LimiterBase> cls(m, class_name_of(Algo::name).c_str());
+    cls.def(py::init([](const py::object& backend, py::handle limit, py::handle window,
+                        const py::dict& extras, std::string key_prefix, py::object clock,
+                        py::object config_provider) {
+                return new L(backend, parse_spec<Algo>(limit, window, extras),
+                             std::move(key_prefix), std::move(clock), std::move(config_provider));
+            }),
+            py::arg("backend"), py::arg("limit"), py::arg("window"), py::arg("extras"),
+            py::arg("key_prefix"), py::arg("clock"), py::arg("config_provider"));
+    cls.attr("algorithm") = py::str(Algo::name);
 }
 
 // Runs Algo's own parameter check on (limit, window) with its default options; raises
@@ -126,14 +148,23 @@ void check_with_defaults(std::int64_t limit, double window, py::handle limit_arg
 py::tuple validate_limit_window(py::handle limit, py::handle window) {
     const std::int64_t n = to_count(limit, "limit");
     const double w = to_positive_float(window, "window");
-    check_with_defaults<FixedWindow>(n, w, limit, window);
-    check_with_defaults<SlidingWindow>(n, w, limit, window);
-    check_with_defaults<SlidingWindowCounter>(n, w, limit, window);
-    check_with_defaults<TokenBucket>(n, w, limit, window);
-    check_with_defaults<LeakyBucket>(n, w, limit, window);
-    check_with_defaults<Adaptive>(n, w, limit, window);
-    check_with_defaults<Gcra>(n, w, limit, window);
+    for_each_algorithm([&](auto tag) {
+        check_with_defaults<typename decltype(tag)::type>(n, w, limit, window);
+    });
     return py::make_tuple(n, w);
+}
+
+// What Python derives its per-algorithm tables from (ratelimiter.algorithms.registry).
+py::tuple algorithms(const py::module_& m) {
+    py::list out;
+    for_each_algorithm([&](auto tag) {
+        using Algo = typename decltype(tag)::type;
+        py::list names;
+        for (const MetaField& field : Algo::kMetadata) names.append(field.name);
+        out.append(py::make_tuple(Algo::name, m.attr(class_name_of(Algo::name).c_str()),
+                                  py::tuple(names)));
+    });
+    return py::tuple(out);
 }
 
 }  // namespace
@@ -142,13 +173,11 @@ void register_limiters(py::module_& m) {
     m.def("validate_limit_window", &validate_limit_window, py::arg("limit"), py::arg("window"),
           "Validate (limit, window) as every limiter would; returns (int, float) or raises "
           "ConfigurationError naming the parameter.");
-    bind_limiter<FixedWindow>(m, "FixedWindowLimiter");
-    bind_limiter<SlidingWindow>(m, "SlidingWindowLimiter");
-    bind_limiter<SlidingWindowCounter>(m, "SlidingWindowCounterLimiter");
-    bind_limiter<TokenBucket>(m, "TokenBucketLimiter");
-    bind_limiter<LeakyBucket>(m, "LeakyBucketLimiter");
-    bind_limiter<Adaptive>(m, "AdaptiveLimiter");
-    bind_limiter<Gcra>(m, "GcraLimiter");
+    bind_limiter_base(m);
+    for_each_algorithm([&](auto tag) { bind_limiter<typename decltype(tag)::type>(m); });
+    const py::tuple table = algorithms(m);
+    m.def("algorithms", [table]() { return table; },
+          "Every algorithm in AlgorithmId order: (name, _core class, metadata names).");
 }
 
 }  // namespace ratelimiter::binding

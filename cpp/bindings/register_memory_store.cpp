@@ -1,26 +1,9 @@
 // `_core.MemoryStore`: the native state of ratelimiter.MemoryBackend.
+#include "convert.hpp"
 #include "modules.hpp"
-#include "store_ref.hpp"
+#include "ratelimiter/store/memory_store.hpp"
 
 namespace ratelimiter::binding {
-
-StoreRef store_from_backend(const py::object& backend) {
-    const py::object native = py::getattr(backend, "_native", py::none());
-    if (py::isinstance<MemoryStore>(native)) return native.cast<std::shared_ptr<MemoryStore>>();
-    if (py::isinstance<SqliteStore>(native)) return native.cast<std::shared_ptr<SqliteStore>>();
-    if (py::isinstance<RedisStore>(native)) return native.cast<std::shared_ptr<RedisStore>>();
-    if (py::getattr(backend, "is_async", py::bool_(false)).is(py::bool_(true))) {
-        return std::make_shared<AsyncOnlyStore>();
-    }
-    for (const char* method : {"get", "set", "delete"}) {
-        if (!py::hasattr(backend, method)) {
-            raise_configuration_type_error(
-                "backend must be a ratelimiter backend or a BaseBackend subclass, got " +
-                type_name(backend));
-        }
-    }
-    return std::make_shared<PythonBackendStore>(backend);
-}
 
 void register_memory_store(py::module_& m) {
     py::class_<MemoryStore, std::shared_ptr<MemoryStore>>(m, "MemoryStore")
@@ -34,11 +17,6 @@ void register_memory_store(py::module_& m) {
         .def_property_readonly("evictions", &MemoryStore::evictions)
         .def("purge_expired", &MemoryStore::purge_expired, py::arg("now"))
         .def("clear", &MemoryStore::clear);
-}
-
-// The binding floor for bench/: the cheapest call pybind11 can make.
-void register_noop(py::module_& m) {
-    m.def("_noop", [](py::handle, py::handle) {}, py::arg("key"), py::arg("cost") = 1);
 }
 
 }  // namespace ratelimiter::binding

@@ -29,15 +29,6 @@ std::int64_t to_signed_count(py::handle value, const std::string& name) {
     return n;
 }
 
-// `now + retry_after` nudged a few ulps later, as Limiter<Algo> does for its results, so that
-// waiting exactly retry_after lands at or after the admitting instant.
-double wait_until_representable(double now, double wait) {
-    if (!std::isfinite(wait)) return wait;
-    double at = now + wait;
-    for (int i = 0; i < 4; ++i) at = std::nextafter(at, kInf);
-    return std::max(wait, at - now);
-}
-
 std::string signature_of(const LimitDef& limit) {
     char buffer[64];
     const int n = std::snprintf(buffer, sizeof buffer, "%lld/%.17g",

@@ -9,8 +9,7 @@
 #include <cstdio>
 
 #include "modules.hpp"
-#include "ratelimiter/lua_multi_scripts.hpp"
-#include "ratelimiter/lua_scripts.hpp"
+#include "ratelimiter/store/lua_index.hpp"
 #include "store_ref.hpp"
 
 namespace ratelimiter::binding {
@@ -90,7 +89,7 @@ public:
 
     std::vector<std::string> eval(AlgorithmId algorithm, const std::string& key,
                                   const std::vector<std::string>& args) override {
-        const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+        const lua::Script& script = lua::script(algorithm);
         py::gil_scoped_acquire gil;
         return guarded([&] {
             py::list py_args;
@@ -106,7 +105,7 @@ public:
 
     std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args) override {
-        const lua::Script& script = lua::kMultiScripts[static_cast<std::size_t>(algorithm)];
+        const lua::Script& script = lua::multi_script(algorithm);
         py::gil_scoped_acquire gil;
         return guarded([&] {
             py::list py_keys;

@@ -5,45 +5,45 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "ratelimiter/algorithm/all.hpp"
+
 namespace ratelimiter::binding {
 namespace {
 
 struct ResultObject {
     PyObject_HEAD
     PyObject* key;       // str
-    PyObject* metadata;  // dict, or nullptr until first read
+    PyObject* metadata;  // dict, or nullptr until first read; never handed out (see get_metadata)
     long long limit;
     long long remaining;
     double window;
     double reset_after;
     double retry_after;
-    double meta[6];
+    double meta[kMaxMetadata];
     char allowed;
     char insufficient_capacity;
     char fallback;  // the backend's on_error policy answered (allow/deny), not the store
     unsigned char algorithm;
 };
 
-// Metadata key names per AlgorithmId, in Decision::meta order (nullptr ends the list).
-const char* const kMetadataNames[kAlgorithmCount][7] = {
-    {"window_start", "count", nullptr},
-    {"current_count", nullptr},
-    {"curr_count", "prev_count", "effective_count", "weight_prev", nullptr},
-    {"tokens", "refill_rate", nullptr},
-    {"level", "leak_rate", nullptr},
-    {"layer", "tokens", "effective_burst", "refill_rate", "sw_count", "load", nullptr},
-    {"tat", nullptr},
+// Each algorithm's metadata fields (Algo::kMetadata), indexed by AlgorithmId.
+struct MetadataFields {
+    const MetaField* fields;
+    std::size_t size;
 };
+constexpr auto kMetadataFields = algorithm_table([](auto tag) {
+    using Algo = typename decltype(tag)::type;
+    return MetadataFields{Algo::kMetadata.data(), Algo::kMetadata.size()};
+});
 
-// Counts are whole numbers in the C++ state; show them as int like the original library.
-bool is_integer_field(unsigned algorithm, int index) {
-    switch (static_cast<AlgorithmId>(algorithm)) {
-        case AlgorithmId::fixed_window: return index == 1;
-        case AlgorithmId::sliding_window: return index == 0;
-        case AlgorithmId::sliding_window_counter: return index <= 1;
-        case AlgorithmId::adaptive: return index == 2;
-        default: return false;
+PyObject* metadata_value(MetaKind kind, double value) {
+    switch (kind) {
+        case MetaKind::count: return PyLong_FromLongLong(static_cast<long long>(value));
+        case MetaKind::layer:
+            return PyUnicode_FromString(value == 0.0 ? "sliding_window" : "token_bucket");
+        case MetaKind::number: break;
     }
+    return PyFloat_FromDouble(value);
 }
 
 PyTypeObject* g_public_type = nullptr;  // ratelimiter.RateLimitResult once registered
@@ -53,17 +53,10 @@ PyObject* build_metadata(ResultObject* self) {
     PyObject* dict = PyDict_New();
     if (dict == nullptr) return nullptr;
     if (self->algorithm >= kAlgorithmCount) return dict;  // constructed from Python
-    const char* const* names = kMetadataNames[self->algorithm];
-    for (int i = 0; names[i] != nullptr; ++i) {
-        PyObject* value;
-        if (self->algorithm == static_cast<unsigned>(AlgorithmId::adaptive) && i == 0) {
-            value = PyUnicode_FromString(self->meta[0] == 0.0 ? "sliding_window" : "token_bucket");
-        } else if (is_integer_field(self->algorithm, i)) {
-            value = PyLong_FromLongLong(static_cast<long long>(self->meta[i]));
-        } else {
-            value = PyFloat_FromDouble(self->meta[i]);
-        }
-        if (value == nullptr || PyDict_SetItemString(dict, names[i], value) < 0) {
+    const MetadataFields meta = kMetadataFields[self->algorithm];
+    for (std::size_t i = 0; i < meta.size; ++i) {
+        PyObject* value = metadata_value(meta.fields[i].kind, self->meta[i]);
+        if (value == nullptr || PyDict_SetItemString(dict, meta.fields[i].name, value) < 0) {
             Py_XDECREF(value);
             Py_DECREF(dict);
             return nullptr;
@@ -86,14 +79,16 @@ PyObject* build_metadata(ResultObject* self) {
     return dict;
 }
 
+// A result is immutable (API.md) and `metadata` is documented as a dict (callers json.dumps
+// it), so each read returns a copy of the dict built on first read: mutating what one read
+// returned never changes the result, its equality, hash or pickle.
 PyObject* get_metadata(PyObject* obj, void*) {
     auto* self = reinterpret_cast<ResultObject*>(obj);
     if (self->metadata == nullptr) {
         self->metadata = build_metadata(self);
         if (self->metadata == nullptr) return nullptr;
     }
-    Py_INCREF(self->metadata);
-    return self->metadata;
+    return PyDict_Copy(self->metadata);
 }
 
 PyObject* get_allowed(PyObject* obj, void*) {
@@ -166,7 +161,7 @@ PyMemberDef result_members[] = {
 
 PyGetSetDef result_getset[] = {
     {"allowed", get_allowed, nullptr, "Whether the request was admitted.", nullptr},
-    {"metadata", get_metadata, nullptr, "Algorithm-specific values (a new dict per result).",
+    {"metadata", get_metadata, nullptr, "Algorithm-specific values (a new dict on each read: the result is immutable).",
      nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
@@ -233,7 +228,7 @@ PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, 
     self->remaining = decision.remaining;
     self->reset_after = decision.reset_after;
     self->retry_after = decision.retry_after;
-    for (int i = 0; i < 6; ++i) self->meta[i] = decision.meta[static_cast<std::size_t>(i)];
+    for (std::size_t i = 0; i < kMaxMetadata; ++i) self->meta[i] = decision.meta[i];
     self->allowed = static_cast<char>(decision.allowed);
     self->insufficient_capacity = static_cast<char>(decision.insufficient_capacity);
     self->fallback = static_cast<char>(decision.fallback);

@@ -8,8 +8,7 @@
 #include <cstring>
 #include <utility>
 
-#include "ratelimiter/lua_multi_scripts.hpp"
-#include "ratelimiter/lua_scripts.hpp"
+#include "ratelimiter/store/lua_index.hpp"
 
 namespace ratelimiter::detail {
 namespace {
@@ -205,13 +204,13 @@ void HiredisTransport::close() {
 
 std::vector<std::string> HiredisTransport::eval(AlgorithmId algorithm, const std::string& key,
                                                 const std::vector<std::string>& args) {
-    return run_script(lua::kScripts[static_cast<std::size_t>(algorithm)], {key}, args);
+    return run_script(lua::script(algorithm), {key}, args);
 }
 
 std::vector<std::string> HiredisTransport::eval_multi(AlgorithmId algorithm,
                                                       const std::vector<std::string>& keys,
                                                       const std::vector<std::string>& args) {
-    return run_script(lua::kMultiScripts[static_cast<std::size_t>(algorithm)], keys, args);
+    return run_script(lua::multi_script(algorithm), keys, args);
 }
 
 std::vector<std::string> HiredisTransport::run_script(const lua::Script& script,

@@ -10,8 +10,7 @@
 #include "cluster_transport.hpp"
 #include "hiredis_transport.hpp"
 #endif
-#include "ratelimiter/lua_multi_scripts.hpp"
-#include "ratelimiter/lua_scripts.hpp"
+#include "ratelimiter/algorithm/all.hpp"
 
 namespace ratelimiter {
 namespace {
@@ -28,15 +27,16 @@ double parse_number(const std::string& text, AlgorithmId algorithm) {
     const double value = std::strtod(text.c_str(), &end);
     if (text.empty() || end != text.c_str() + text.size()) {
         throw BackendError(std::string("redis ") +
-                           lua::kScripts[static_cast<std::size_t>(algorithm)].name +
+                           kAlgorithmNames[static_cast<std::size_t>(algorithm)] +
                            " script returned a malformed number: '" + text + "'");
     }
     return value;
 }
 
-// Number of metadata fields each script returns, by AlgorithmId (as the C++ algorithms fill
-// Decision::meta).
-constexpr std::size_t kMetaCount[kAlgorithmCount] = {2, 1, 4, 2, 2, 6, 1};
+// Number of metadata fields each script returns, by AlgorithmId: as the C++ algorithm fills
+// Decision::meta (Algo::kMetadata).
+constexpr auto kMetaCount =
+    algorithm_table([](auto tag) { return decltype(tag)::type::kMetadata.size(); });
 constexpr std::size_t kFixedFields = 5;
 
 }  // namespace
@@ -138,7 +138,7 @@ Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::s
     const auto index = static_cast<std::size_t>(algorithm);
     if (index >= kAlgorithmCount) throw BackendError("unknown algorithm id");
     const std::size_t expected = kFixedFields + kMetaCount[index];
-    double fields[kFixedFields + 6] = {};
+    double fields[kFixedFields + kMaxMetadata] = {};
     if (reply.size() == 1 && reply[0].size() == 8 * expected) {
         // Binary: little-endian IEEE doubles, assembled byte by byte (any host byte order).
         for (std::size_t i = 0; i < expected; ++i) {
@@ -151,13 +151,13 @@ Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::s
     } else if (reply.size() == expected) {
         for (std::size_t i = 0; i < expected; ++i) fields[i] = parse_number(reply[i], algorithm);
     } else {
-        throw BackendError(std::string("redis ") + lua::kScripts[index].name +
+        throw BackendError(std::string("redis ") + kAlgorithmNames[index] +
                            " script returned a reply of unexpected shape (" +
                            std::to_string(reply.size()) + " fields)");
     }
     const double remaining = fields[2];
     if (!(remaining >= 0.0 && remaining <= static_cast<double>(kMaxCount))) {
-        throw BackendError(std::string("redis ") + lua::kScripts[index].name +
+        throw BackendError(std::string("redis ") + kAlgorithmNames[index] +
                            " script returned remaining = " + std::to_string(remaining));
     }
     Decision d;
@@ -172,7 +172,7 @@ Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::s
 
 Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
                             const std::vector<std::string>& args) {
-    const char* name = lua::kScripts[static_cast<std::size_t>(algorithm)].name;
+    const char* name = kAlgorithmNames[static_cast<std::size_t>(algorithm)];
     try {
         return parse_reply(algorithm, transport_->eval(algorithm, storage_key(key, name), args));
     } catch (const BackendError& e) {
@@ -261,7 +261,7 @@ bool RedisStore::parse_multi_reply(AlgorithmId algorithm, std::size_t n,
     const auto index = static_cast<std::size_t>(algorithm);
     if (index >= kAlgorithmCount) throw BackendError("unknown algorithm id");
     const std::size_t per = kFixedFields + kMetaCount[index];
-    const char* name = lua::kScripts[index].name;
+    const char* name = kAlgorithmNames[index];
     if (reply.size() == 1 && reply[0].size() == 8 * (1 + n * per)) {
         const std::string& raw = reply[0];
         for (std::size_t i = 0; i < n; ++i) {

@@ -35,8 +35,8 @@ MultiLimits = Union[LimitSpec, Mapping[str, LimitSpec]]
 Cost = Union[int, Mapping[str, int]]
 """An int (every limit) or ``{dimension: int}`` (a dimension not named costs 0)."""
 
-_ALGORITHMS = ("fixed_window", "sliding_window", "sliding_window_counter", "token_bucket",
-               "leaky_bucket", "gcra", "adaptive")
+# Every algorithm of the core has a multi-limit form.
+_ALGORITHMS = tuple(name for name, _native, _metadata in _core.algorithms())
 
 _base_metadata = _core.RateLimitResultBase.metadata.__get__
 
@@ -52,20 +52,17 @@ class MultiRateLimitResult(RateLimitResult):
     ``reset_after``, ``retry_after``, ``insufficient_capacity``.
     """
 
-    __slots__ = ("_multi", "_metadata")
+    __slots__ = ("_multi",)
     _multi: tuple[Any, bytes]  # set by the core: (limits info, per-limit doubles)
-    _metadata: dict[str, Any]
 
     @property
     def metadata(self) -> dict[str, Any]:
-        cached: Optional[dict[str, Any]] = getattr(self, "_metadata", None)
-        if cached is not None:
-            return cached
-        metadata = dict(_base_metadata(self))
+        # A new dict (and new per-limit dicts) on each read, as RateLimitResult's: the result
+        # stays immutable whatever a caller does with what it read.
+        metadata: dict[str, Any] = _base_metadata(self)
         multi = getattr(self, "_multi", None)
         if multi is not None:
             metadata["limits"] = self._limits(multi)
-        self._metadata = metadata
         return metadata
 
     @staticmethod

@@ -52,11 +52,6 @@ typename Algo::Params hundred_per_minute() {
     return Algo::make_params(spec);
 }
 
-template <class F>
-void for_each_algorithm(F&& f) {
-    std::apply([&](auto... algos) { (f(algos), ...); }, AllAlgorithms{});
-}
-
 bool same(const Decision& a, const Decision& b) {
     return a.allowed == b.allowed && a.insufficient_capacity == b.insufficient_capacity &&
            a.remaining == b.remaining && a.reset_after == b.reset_after &&
@@ -77,8 +72,8 @@ TEST_CASE("sqlite store: exactly the limit admitted from 8 threads, every algori
           "[sqlite_store]") {
     TempDir dir;
     SqliteStore store(dir.file("rl.db"), options());
-    for_each_algorithm([&](auto algo) {
-        using Algo = decltype(algo);
+    for_each_algorithm([&](auto tag) {
+        using Algo = typename decltype(tag)::type;
         const auto params = hundred_per_minute<Algo>();
         std::atomic<int> admitted{0};
         std::vector<std::thread> threads;

@@ -20,16 +20,10 @@ import pytest
 
 import ratelimiter
 from ratelimiter import BaseBackend
+from ratelimiter.algorithms.registry import builtin_limiters
 
-ALL_LIMITERS: list[type[ratelimiter.BaseAlgorithm]] = [
-    ratelimiter.FixedWindowRateLimiter,
-    ratelimiter.SlidingWindowRateLimiter,
-    ratelimiter.SlidingWindowCounterRateLimiter,
-    ratelimiter.TokenBucketRateLimiter,
-    ratelimiter.LeakyBucketRateLimiter,
-    ratelimiter.AdaptiveRateLimiter,
-    ratelimiter.GCRARateLimiter,
-]
+# Every built-in limiter, in the core's algorithm order (derived from _core.algorithms()).
+ALL_LIMITERS: list[type[ratelimiter.BaseAlgorithm]] = list(builtin_limiters().values())
 
 
 class FakeClock:

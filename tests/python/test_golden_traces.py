@@ -22,19 +22,11 @@ import redis
 from conftest import DictBackend
 from redis_server import RedisServer
 
-import ratelimiter
 from ratelimiter import MemoryBackend, RedisBackend, SQLiteBackend
+from ratelimiter.algorithms.registry import builtin_limiters
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
-CLASSES = {
-    "fixed_window": ratelimiter.FixedWindowRateLimiter,
-    "sliding_window": ratelimiter.SlidingWindowRateLimiter,
-    "sliding_window_counter": ratelimiter.SlidingWindowCounterRateLimiter,
-    "token_bucket": ratelimiter.TokenBucketRateLimiter,
-    "leaky_bucket": ratelimiter.LeakyBucketRateLimiter,
-    "gcra": ratelimiter.GCRARateLimiter,
-    "adaptive": ratelimiter.AdaptiveRateLimiter,
-}
+CLASSES = builtin_limiters()  # every built-in algorithm, from the core's list
 FIXED = {"scenario", "now", "op", "cost", "limit", "window", "allowed", "remaining",
          "retry_after", "reset_after", "check"}
 INT_PARAMS = {"burst"}

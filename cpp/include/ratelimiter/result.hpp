@@ -7,17 +7,13 @@
 
 namespace ratelimiter {
 
-// Stable numeric ids: they index per-algorithm tables in stores and name state rows in SQLite.
-enum class AlgorithmId : std::uint8_t {
-    fixed_window = 0,
-    sliding_window = 1,
-    sliding_window_counter = 2,
-    token_bucket = 3,
-    leaky_bucket = 4,
-    adaptive = 5,
-    gcra = 6,
-};
-inline constexpr std::size_t kAlgorithmCount = 7;
+// An algorithm's stable numeric id. The values are defined by each algorithm's header
+// (`Algo::id`; algorithm/all.hpp checks they are 0..N-1 in AllAlgorithms order): they index
+// per-algorithm tables in stores and name state rows in SQLite, so they never change.
+enum class AlgorithmId : std::uint8_t {};
+
+// Room for an algorithm's metadata values (all.hpp checks every kMetadata fits).
+inline constexpr std::size_t kMaxMetadata = 6;
 
 struct Decision {
     bool allowed = false;
@@ -29,8 +25,8 @@ struct Decision {
     std::int64_t remaining = 0;
     double reset_after = 0.0;
     double retry_after = 0.0;
-    // Algorithm-specific metadata values, in the order listed by metadata_names().
-    std::array<double, 6> meta{};
+    // Algorithm-specific metadata values, in the order of Algo::kMetadata.
+    std::array<double, kMaxMetadata> meta{};
 };
 
 }  // namespace ratelimiter

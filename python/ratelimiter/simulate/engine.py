@@ -26,16 +26,8 @@ from itertools import accumulate, compress, groupby, islice, repeat
 from operator import add, attrgetter, lt, mul, sub
 from typing import Any, Callable, Optional, TextIO
 
-from ..algorithms import (
-    AdaptiveRateLimiter,
-    BaseAlgorithm,
-    FixedWindowRateLimiter,
-    GCRARateLimiter,
-    LeakyBucketRateLimiter,
-    SlidingWindowCounterRateLimiter,
-    SlidingWindowRateLimiter,
-    TokenBucketRateLimiter,
-)
+from ..algorithms import BaseAlgorithm
+from ..algorithms.registry import builtin_limiters
 from ..backends import MemoryBackend
 from .traffic import CHUNK_SIZE, DEFAULT_KEY, Source
 
@@ -52,16 +44,10 @@ __all__ = [
     "format_table",
 ]
 
-#: Algorithm names accepted by ``--algorithms``, in the order tables and charts use.
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
-    "fixed_window": FixedWindowRateLimiter,
-    "sliding_window": SlidingWindowRateLimiter,
-    "sliding_window_counter": SlidingWindowCounterRateLimiter,
-    "token_bucket": TokenBucketRateLimiter,
-    "leaky_bucket": LeakyBucketRateLimiter,
-    "adaptive": AdaptiveRateLimiter,
-    "gcra": GCRARateLimiter,
-}
+#: Algorithm names accepted by ``--algorithms``, in the order tables and charts use (the
+#: core's algorithm order).
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = dict(builtin_limiters())
+
 
 _allowed = attrgetter("allowed")
 _retry_after = attrgetter("retry_after")

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -21,8 +22,14 @@
 namespace ratelimiter {
 
 struct Adaptive {
-    static constexpr AlgorithmId id = AlgorithmId::adaptive;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{5};
     static constexpr const char* name = "adaptive";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 6> kMetadata{
+        {{"layer", MetaKind::layer}, {"tokens", MetaKind::number},
+         {"effective_burst", MetaKind::count}, {"refill_rate", MetaKind::number},
+         {"sw_count", MetaKind::number}, {"load", MetaKind::number}}};
     static constexpr std::size_t kStateSize = 10;
     // {gk, gcurr, gprev, tokens, last, lk, lcurr, lprev}: the windows in effect.
     static constexpr std::size_t kLegacyStateSize = 8;

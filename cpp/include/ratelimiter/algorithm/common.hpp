@@ -1,6 +1,7 @@
 // Shared helpers for the algorithm step functions: validation and the comparison tolerance.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +18,17 @@ namespace ratelimiter {
 // retry_after admits the same request (see docs/ALGORITHMS.md).
 inline constexpr double kEps = 1e-9;
 inline constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// How a metadata value (Decision::meta[i]) is shown in result.metadata.
+enum class MetaKind : std::uint8_t {
+    number,  // a float
+    count,   // a whole number of units: an int
+    layer,   // the adaptive limiter's deciding layer: 0 "sliding_window", 1 "token_bucket"
+};
+struct MetaField {
+    const char* name;
+    MetaKind kind;
+};
 
 // Largest limit/cost accepted: keeps every count exactly representable as a double.
 inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 52;
@@ -105,6 +117,24 @@ inline constexpr double kDebtBuckets = 1.0;
 
 // A stored window index: a finite integer.
 inline bool plausible_index(double k) { return std::isfinite(k) && k == std::floor(k); }
+
+// The retry_after to report for a rejection decided at `now` after a wait of `wait` seconds:
+// the caller sleeps, then reads its clock, and `now + wait` is rounded to a double. Nudging
+// that instant a few ulps later makes a caller who waits exactly the reported time land at
+// or after the instant the request is admitted (at epoch-scale times one ulp is ~2.4e-7 s,
+// while the steps' tolerance is kEps = 1e-9). Never shorter than `wait`; inf stays inf.
+inline double wait_until_representable(double now, double wait) {
+    if (!std::isfinite(wait)) return wait;
+    double at = now + wait;
+    for (int i = 0; i < 4; ++i) at = std::nextafter(at, kInf);
+    return std::max(wait, at - now);
+}
+
+// A decision as reported to a caller: a rejection's retry_after as wait_until_representable.
+inline Decision reported(Decision d, double now) {
+    if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
+    return d;
+}
 
 inline Decision insufficient_capacity(std::int64_t remaining, double reset_after) {
     Decision d;

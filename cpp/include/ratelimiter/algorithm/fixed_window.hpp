@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -13,8 +14,12 @@
 namespace ratelimiter {
 
 struct FixedWindow {
-    static constexpr AlgorithmId id = AlgorithmId::fixed_window;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{0};
     static constexpr const char* name = "fixed_window";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 2> kMetadata{
+        {{"window_start", MetaKind::number}, {"count", MetaKind::count}}};
     static constexpr std::size_t kStateSize = 3;
     static constexpr std::size_t kLegacyStateSize = 2;  // {k, count}: the window in effect
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -15,8 +16,12 @@
 namespace ratelimiter {
 
 struct Gcra {
-    static constexpr AlgorithmId id = AlgorithmId::gcra;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{6};
     static constexpr const char* name = "gcra";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 1> kMetadata{
+        {{"tat", MetaKind::number}}};
     static constexpr std::size_t kStateSize = 2;
     static constexpr std::size_t kLegacyStateSize = 1;  // {tat}: read as a fresh key
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -13,8 +14,12 @@
 namespace ratelimiter {
 
 struct LeakyBucket {
-    static constexpr AlgorithmId id = AlgorithmId::leaky_bucket;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{4};
     static constexpr const char* name = "leaky_bucket";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 2> kMetadata{
+        {{"level", MetaKind::number}, {"leak_rate", MetaKind::number}}};
     static constexpr std::size_t kStateSize = 2;
 
     struct Spec {

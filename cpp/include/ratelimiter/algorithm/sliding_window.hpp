@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -14,8 +15,12 @@
 namespace ratelimiter {
 
 struct SlidingWindow {
-    static constexpr AlgorithmId id = AlgorithmId::sliding_window;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{1};
     static constexpr const char* name = "sliding_window";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 1> kMetadata{
+        {{"current_count", MetaKind::count}}};
     static constexpr std::size_t kStateSize = 0;  // variable: [t1, n1, t2, n2, ...]
 
     struct Spec {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -14,8 +15,13 @@
 namespace ratelimiter {
 
 struct SlidingWindowCounter {
-    static constexpr AlgorithmId id = AlgorithmId::sliding_window_counter;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{2};
     static constexpr const char* name = "sliding_window_counter";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 4> kMetadata{
+        {{"curr_count", MetaKind::count}, {"prev_count", MetaKind::count},
+         {"effective_count", MetaKind::number}, {"weight_prev", MetaKind::number}}};
     static constexpr std::size_t kStateSize = 4;
     static constexpr std::size_t kLegacyStateSize = 3;  // {k, curr, prev}: the window in effect
 

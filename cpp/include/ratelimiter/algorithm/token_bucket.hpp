@@ -15,6 +15,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -24,8 +25,12 @@
 namespace ratelimiter {
 
 struct TokenBucket {
-    static constexpr AlgorithmId id = AlgorithmId::token_bucket;
+    // Stable: stores index their tables by it and SQLite rows are named by it.
+    static constexpr AlgorithmId id{3};
     static constexpr const char* name = "token_bucket";
+    // Decision::meta, in order: the names (and kinds) of result.metadata.
+    static constexpr std::array<MetaField, 2> kMetadata{
+        {{"tokens", MetaKind::number}, {"refill_rate", MetaKind::number}}};
     static constexpr std::size_t kStateSize = 2;
 
     struct Spec {

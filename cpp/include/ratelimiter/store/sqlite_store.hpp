@@ -262,7 +262,7 @@ private:
 template <class Algo>
 Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op) {
-    if constexpr (Algo::id == AlgorithmId::sliding_window) {
+    if constexpr (Algo::id == SlidingWindow::id) {
         return apply_sliding_log(key, now, cost, params.limit, params.window, op);
     }
     auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
