@@ -125,7 +125,7 @@ public:
     // that key's call raised (e.g. a redis-py pipeline run with raise_on_error=False).
     std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                        const std::vector<std::string>& args) override {
-        const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+        const lua::Script& script = lua::script(algorithm);
         py::gil_scoped_acquire gil;
         return guarded([&] {
             py::list py_keys;

@@ -4,8 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "ratelimiter/lua_multi_scripts.hpp"
-#include "ratelimiter/lua_scripts.hpp"
+#include "ratelimiter/store/lua_index.hpp"
 
 namespace ratelimiter::detail {
 namespace {
@@ -225,7 +224,7 @@ auto ClusterTransport::routed(std::uint16_t slot, const char* what, Call&& call)
 
 std::vector<std::string> ClusterTransport::eval(AlgorithmId algorithm, const std::string& key,
                                                 const std::vector<std::string>& args) {
-    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    const lua::Script& script = lua::script(algorithm);
     return routed(key_hash_slot(key), script.name,
                   [&](HiredisTransport& node, bool asking, std::string* redirect) {
                       return node.run_script_routed(script, {key}, args, asking, redirect);
@@ -235,7 +234,7 @@ std::vector<std::string> ClusterTransport::eval(AlgorithmId algorithm, const std
 std::vector<std::string> ClusterTransport::eval_multi(AlgorithmId algorithm,
                                                       const std::vector<std::string>& keys,
                                                       const std::vector<std::string>& args) {
-    const lua::Script& script = lua::kMultiScripts[static_cast<std::size_t>(algorithm)];
+    const lua::Script& script = lua::multi_script(algorithm);
     if (keys.empty()) throw BackendError("redis cluster: a multi-limit call without keys");
     const std::uint16_t slot = key_hash_slot(keys[0]);
     for (const auto& k : keys) {

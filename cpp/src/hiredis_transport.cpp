@@ -330,7 +330,7 @@ std::vector<std::string> HiredisTransport::script_fields(const lua::Script& scri
 std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
                                                      const std::vector<std::string>& keys,
                                                      const std::vector<std::string>& args) {
-    const lua::Script& script = lua::kScripts[static_cast<std::size_t>(algorithm)];
+    const lua::Script& script = lua::script(algorithm);
     std::vector<const char*> argv{"EVALSHA", script.sha1, "1", nullptr};
     std::vector<std::size_t> lengths{7, std::strlen(script.sha1), 1, 0};
     for (const auto& a : args) {

@@ -11,6 +11,7 @@
 #include "hiredis_transport.hpp"
 #endif
 #include "ratelimiter/algorithm/all.hpp"
+#include "ratelimiter/store/lua_index.hpp"
 
 namespace ratelimiter {
 namespace {
@@ -193,7 +194,7 @@ std::vector<ScriptReply> RedisTransport::eval_many(AlgorithmId algorithm,
 void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
                              const std::vector<std::string>& args, Decision* out) {
     if (keys.empty()) return;
-    const char* name = lua::kScripts[static_cast<std::size_t>(algorithm)].name;
+    const char* name = lua::script(algorithm).name;
     std::vector<ScriptReply> replies;
     try {
         replies = transport_->eval_many(algorithm, keys, args);
