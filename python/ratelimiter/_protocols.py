@@ -6,7 +6,7 @@ from collections.abc import Awaitable, MutableMapping
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
-    from .algorithms.base import RateLimitResult
+    from .result import RateLimitResult
 
 __all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send", "SyncLimiter"]
 

@@ -20,9 +20,9 @@ import re
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from .algorithms.async_base import AnyLimiter, AsyncRateLimiter
-from .algorithms.base import RateLimitResult
+from .algorithms.async_base import AnyLimiter, _sync_limiter
 from .metrics import clock_of
+from .result import RateLimitResult
 
 __all__ = [
     "METHOD_NOT_ALLOWED_BODY",
@@ -90,8 +90,7 @@ def route_groups(
 
 def _algorithm(limiter: Any) -> str:
     """The snake_case algorithm name of a limiter (``"token_bucket"``, ...)."""
-    if isinstance(limiter, AsyncRateLimiter):
-        limiter = limiter.limiter
+    limiter = _sync_limiter(limiter)
     name = getattr(getattr(limiter, "_impl", None), "algorithm", None)
     if isinstance(name, str):
         return name

@@ -23,27 +23,21 @@ import inspect
 from types import TracebackType
 from typing import Any, Callable, Optional, TypeVar, cast
 
-from ._protocols import SyncLimiter
 from .algorithms.async_base import (
     AnyLimiter,
-    AsyncRateLimiter,
     _as_async,
     _default_key,
     _exceeded,
     _resolve_key,
+    _sync_limiter,
     async_rate_limit,
 )
-from .algorithms.base import RateLimitResult
 from .exceptions import RateLimitExceeded
+from .result import RateLimitResult
 
 __all__ = ["RateLimitContext", "rate_limit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _sync_limiter(limiter: AnyLimiter) -> SyncLimiter:
-    """The synchronous limiter behind ``limiter`` (unwrapping an AsyncRateLimiter)."""
-    return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
 
 
 def rate_limit(

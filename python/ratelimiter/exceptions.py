@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
-    from .algorithms.base import RateLimitResult
+    from .result import RateLimitResult
 
 __all__ = [
     "BackendConnectionError",

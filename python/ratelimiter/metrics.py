@@ -37,8 +37,8 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional
 
-from .algorithms.async_base import AsyncRateLimiter
-from .algorithms.base import RateLimitResult
+from .algorithms.async_base import _sync_limiter
+from .result import RateLimitResult
 
 __all__ = [
     "InMemoryMetricsCollector",
@@ -293,9 +293,7 @@ def clock_of(limiter: Any) -> Callable[[], float]:
     An ``AsyncRateLimiter`` is unwrapped. Used so that "now" for near-limit bookkeeping and
     usage reports agrees with the limiter's own time, including fake clocks in tests.
     """
-    if isinstance(limiter, AsyncRateLimiter):
-        limiter = limiter.limiter
-    clock = getattr(limiter, "clock", None)
+    clock = getattr(_sync_limiter(limiter), "clock", None)
     if callable(clock):
         return clock  # type: ignore[no-any-return]
     return _time_now

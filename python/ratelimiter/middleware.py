@@ -61,7 +61,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Callable, Generic, Optional, TypeVar, Union
 
-from ._protocols import ASGIApp, Message, Receive, Scope, Send, SyncLimiter
+from ._protocols import ASGIApp, Message, Receive, Scope, Send
 from ._routes import RouteTable
 from ._usage import (
     METHOD_NOT_ALLOWED_BODY,
@@ -72,8 +72,7 @@ from ._usage import (
     usage_entry,
     usage_headers,
 )
-from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any
-from .algorithms.base import RateLimitResult
+from .algorithms.async_base import AnyLimiter, AsyncRateLimiter, _is_allowed_any, _sync_limiter
 from .integrations._policy import (
     REJECTION_BODY,
     HeaderStyle,
@@ -90,6 +89,7 @@ from .metrics import (
     notify_near_limit_async,
     notify_near_limit_sync,
 )
+from .result import RateLimitResult
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -212,12 +212,8 @@ def _merge_headers(
     return list(app_headers) + [(k, v) for k, v in extra.items() if k.lower() not in present]
 
 
-def _sync(limiter: AnyLimiter) -> SyncLimiter:
-    return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
-
-
 def _can_peek(limiter: AnyLimiter) -> bool:
-    return callable(getattr(_sync(limiter), "peek", None))
+    return callable(getattr(_sync_limiter(limiter), "peek", None))
 
 
 _Tracked = tuple[AnyLimiter, NearLimitTracker, Callable[[], float]]
@@ -325,8 +321,8 @@ class RateLimitMiddleware:
         chosen = policy.limiter_for(environ, method, path)
         cost = policy.cost_for(environ, method, path)
         key = self.key_func(environ)
-        warn_if_memory_in_worker(getattr(_sync(chosen), "backend", None))
-        result = _sync(chosen).is_allowed(key, cost)
+        warn_if_memory_in_worker(getattr(_sync_limiter(chosen), "backend", None))
+        result = _sync_limiter(chosen).is_allowed(key, cost)
         alerts = self._alerts
         if alerts is not None and alerts.crossed(chosen, key, result):
             notify_near_limit_sync(alerts.callback, key, result)
@@ -357,7 +353,7 @@ class RateLimitMiddleware:
             if not _can_peek(limiter):
                 continue
             try:
-                result = _sync(limiter).peek(key)  # type: ignore[attr-defined]
+                result = _sync_limiter(limiter).peek(key)  # type: ignore[attr-defined]
             except NotImplementedError:  # a custom limiter without peek
                 continue
             resources[name] = usage_entry(limiter, result, routes)
@@ -446,7 +442,7 @@ class AsyncRateLimitMiddleware:
         limiter = policy.limiter_for(scope, method, path)
         cost = policy.cost_for(scope, method, path)
         key = await self._key(scope)
-        warn_if_memory_in_worker(getattr(_sync(limiter), "backend", None))
+        warn_if_memory_in_worker(getattr(_sync_limiter(limiter), "backend", None))
         result = await _is_allowed_any(limiter, key, cost, self.executor)
         alerts = self._alerts
         if alerts is not None and alerts.crossed(limiter, key, result):

@@ -15,18 +15,17 @@ turns the ``limits`` argument into a list of limits and results into Python valu
 
 from __future__ import annotations
 
-import asyncio
 import math
 import struct
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional, Union
 
 from . import _core
-from .algorithms.base import NativeRateLimiter, RateLimitResult, _whole_seconds
+from .algorithms.base import NativeRateLimiter, batch_keys, run_off_loop
 from .backends.base import BaseBackend
-from .backends.memory import MemoryBackend
 from .exceptions import BackendError, ConfigurationError, ConfigurationTypeError
 from .limits import Limit, LimitSpec, parse_limits
+from .result import RateLimitResult, _whole_seconds
 
 __all__ = ["MultiRateLimitResult", "MultiRateLimiter"]
 
@@ -244,13 +243,8 @@ class MultiRateLimiter:
 
         Every key is validated before any is decided; a single ``str`` is a ``TypeError``.
         """
-        if isinstance(keys, (str, bytes, bytearray)):
-            raise ConfigurationTypeError(
-                f"keys must be an iterable of str, not a single {type(keys).__name__} "
-                "(use is_allowed for one key)")
-        if not isinstance(keys, (list, tuple)):
-            keys = list(keys)
-        results: list[MultiRateLimitResult] = self._impl.is_allowed_many(keys, cost)
+        results: list[MultiRateLimitResult] = self._impl.is_allowed_many(batch_keys(keys),
+                                                                          cost)
         return results
 
     def peek(self, key: str) -> MultiRateLimitResult:
@@ -327,9 +321,7 @@ class MultiRateLimiter:
         await self._off_loop(self.reset, key)
 
     async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
-        if isinstance(self.backend, MemoryBackend):
-            return func(*args)
-        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+        return await run_off_loop(self.backend, func, *args)
 
     async def _script(self, key: str, cost: Cost, op: str) -> MultiRateLimitResult:
         # The C++ limiter builds the one multi-script call and reads its reply exactly as
@@ -337,7 +329,7 @@ class MultiRateLimiter:
         backend: Any = self.backend
         name, keys, args, now = self._impl._redis_call(
             key, cost, op, backend.key_prefix, backend.use_server_time,
-            backend._reply_format == "b")
+            bool(backend.binary_replies))
         try:
             reply = await backend.run_multi_script(name, keys, args)
         except BackendError:

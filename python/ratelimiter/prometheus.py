@@ -27,8 +27,8 @@ from typing import Optional
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from .algorithms.base import RateLimitResult
 from .metrics import MetricsCollector
+from .result import RateLimitResult
 
 __all__ = ["PrometheusMetricsCollector"]
 

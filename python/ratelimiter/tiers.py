@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._protocols import Scope, SyncLimiter
 from ._routes import RouteTable
-from .algorithms.async_base import AnyLimiter, AsyncRateLimiter
-from .algorithms.base import RateLimitResult
+from .algorithms.async_base import AnyLimiter, _sync_limiter
 from .algorithms.token_bucket import TokenBucketRateLimiter
 from .exceptions import ConfigurationError
 from .key_funcs import (
@@ -50,6 +49,7 @@ from .key_funcs import (
     wsgi_header,
 )
 from .limits import Limit, parse_limits
+from .result import RateLimitResult
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -173,9 +173,7 @@ class TieredLimits:
         self, key: str, *, plan: Optional[str] = None, path: str = "/", method: str = "GET"
     ) -> RateLimitResult:
         """Decide a request by ``key`` on ``plan``'s limiter at ``path``'s cost (sync)."""
-        limiter = self.limiter(plan)
-        if isinstance(limiter, AsyncRateLimiter):
-            limiter = limiter.limiter
+        limiter: SyncLimiter = _sync_limiter(self.limiter(plan))
         return limiter.is_allowed(key, self.cost(path, method))
 
     # Hooks for RateLimitMiddleware (WSGI): route_limiters=..., cost=...

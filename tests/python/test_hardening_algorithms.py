@@ -1,5 +1,5 @@
-"""Issue 7, algorithm side: runtime parameter changes, corrupt state, GCRA at epoch-scale
-times and forward clock glitches, on every store (memory, a SQLite file, a real Redis).
+"""Algorithms under hostile conditions: runtime parameter changes, corrupt state, GCRA at
+epoch-scale times and forward clock glitches, on every store (memory, a SQLite file, a real Redis).
 
 Every test drives a frozen FakeClock: exact admitted counts, no sleeps.
 """
@@ -64,7 +64,7 @@ def _admitted(limiter: Any, n: int) -> int:
     return sum(limiter.is_allowed("k").allowed for _ in range(n))
 
 
-# ---- defect 1: a window / limit change at runtime -----------------------------------------
+# ---- a window / limit change at runtime ---------------------------------------------------------
 
 @pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
@@ -113,7 +113,7 @@ def test_gcra_rate_change_carries_the_units_in_flight(
     assert _admitted(limiter, 3) == 1
 
 
-# ---- defect 4: corrupt state never over-admits ----------------------------------------------
+# ---- corrupt state never over-admits ------------------------------------------------------------
 
 def _tamper_sqlite(path: str, values: list[float]) -> None:
     with sqlite3.connect(path) as db:
@@ -197,7 +197,7 @@ def test_decoders_accept_arbitrary_doubles_without_over_admitting(
     assert admitted <= 5 + 5 * math.ceil(elapsed / 60.0) + 5
 
 
-# ---- bucket debt (MultiRateLimiter.adjust): legitimate, bounded, never corrupt -------------
+# ---- bucket debt (MultiRateLimiter.adjust): legitimate, bounded, never corrupt ------------------
 
 BUCKET_CLASSES = [ratelimiter.TokenBucketRateLimiter, ratelimiter.LeakyBucketRateLimiter,
                   ratelimiter.GCRARateLimiter]
@@ -286,7 +286,7 @@ def test_corrupt_sliding_log_is_an_error_not_an_admission() -> None:
         limiter.is_allowed("k")
 
 
-# ---- defect 7: GCRA admits exactly what a token bucket admits --------------------------------
+# ---- GCRA admits exactly what a token bucket admits ---------------------------------------------
 
 def _pairs(n: int, seed: int) -> list[tuple[int, float]]:
     rng = random.Random(seed)
@@ -325,7 +325,7 @@ def test_gcra_batch_on_the_real_clock_admits_exactly_limit() -> None:
         assert sum(r.allowed for r in results) == limit
 
 
-# ---- forward clock glitch --------------------------------------------------------------------
+# ---- forward clock glitch -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("store", STORES)
 @pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)

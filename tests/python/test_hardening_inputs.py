@@ -1,4 +1,4 @@
-"""Issue 7, defects 5, 9 and 10: a bad clock reading, an unusable runtime config and a
+"""Bad input is refused: a bad clock reading, an unusable runtime config and a
 malformed key, batch or URL are refused with the library's own exception naming the culprit,
 before any state changes. Real stores throughout (memory, SQLite files, a user's dict
 backend, a real redis-server)."""
@@ -74,7 +74,7 @@ def _stored(backend: Any, limiter: Any) -> Any:
     return (limiter._impl.state("used"), limiter._impl.state("other"))  # [] off memory
 
 
-# --- Defect 5: every clock reading is checked ---------------------------------------------
+# --- every clock reading is checked --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cls", ALL_LIMITERS)
@@ -168,7 +168,7 @@ def test_bad_clock_on_the_async_redis_path_raises_before_any_round_trip(
     assert asyncio.run(scenario()) == [True, True, False]
 
 
-# --- Defect 9: DynamicConfig validates as the core does, at construction and update --------
+# --- DynamicConfig validates as the core does, at construction and update ------------------------
 
 
 @pytest.mark.parametrize(
@@ -238,7 +238,7 @@ def test_core_validator_returns_the_converted_pair() -> None:
     assert type(ratelimiter._core.validate_limit_window(10, 60)[1]) is float
 
 
-# --- Defect 10: clear errors -------------------------------------------------------------
+# --- clear errors --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cls", ALL_LIMITERS)

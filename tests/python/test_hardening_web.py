@@ -1,5 +1,5 @@
-"""Issue 7, the web side: forged X-Forwarded-For from public peers (defect 2), API-key
-guessing (defect 3), and AsyncRedisBackend against a hung or dead Redis (defect 6).
+"""The web side under attack and outage: forged X-Forwarded-For from public peers, API-key
+guessing, and AsyncRedisBackend against a hung or dead Redis.
 
 Real servers throughout: werkzeug and uvicorn on 127.0.0.1, a real redis-server that the
 tests SIGSTOP, SIGCONT, SIGKILL and restart. Every peer a real socket can have here is
@@ -43,7 +43,7 @@ from ratelimiter.middleware import AsyncRateLimitMiddleware, RateLimitMiddleware
 PUBLIC_PEER = "203.0.113.9"
 
 
-# --------------------------------------------------------------------------- apps
+# --------------------------------------------------------------------------------------------- apps
 
 
 def wsgi_ok(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -85,7 +85,7 @@ def forged(n: int) -> list[dict[str, str]]:
     return [{"X-Forwarded-For": f"198.51.100.{i}"} for i in range(n)]
 
 
-# --------------------------------------------------------------------------- defect 2
+# --------------------------------------------------------------------------- forged X-Forwarded-For
 
 
 @pytest.mark.parametrize(("peer", "expected"), [
@@ -156,7 +156,7 @@ def test_loopback_proxy_header_is_honoured_through_werkzeug_and_uvicorn() -> Non
         assert statuses(url, clients) == expected
 
 
-# --------------------------------------------------------------------------- defect 3
+# --------------------------------------------------------------------------------- API-key guessing
 
 ISSUED = {"live-key-1"}
 
@@ -219,7 +219,7 @@ def test_bad_verify_is_a_type_error(factory: Callable[..., Any]) -> None:
         f(request)
 
 
-# --------------------------------------------------------------------------- defect 6
+# ------------------------------------------------------------ AsyncRedisBackend: hung or dead Redis
 
 
 @pytest.fixture

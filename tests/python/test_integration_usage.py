@@ -1,4 +1,4 @@
-"""Issue 14 in the framework integrations: the usage endpoint (the caller's own quotas,
+"""Usage reporting in the framework integrations: the usage endpoint (the caller's own quotas,
 peeked, never counted, never another client's) and near-limit alerts (once per key per
 limit per window), for Flask, FastAPI and Django, with a fake clock; and the FastAPI one
 under a real uvicorn server."""

@@ -22,6 +22,7 @@ from redis_server import RedisServer
 import ratelimiter
 from ratelimiter import _core
 from ratelimiter.backends import AsyncRedisBackend, MemoryBackend, RedisBackend
+from ratelimiter.backends._redis_common import multi_scripts, single_scripts
 from ratelimiter.exceptions import BackendConnectionError, BackendError, ConfigurationError
 
 LIMIT = 100
@@ -405,17 +406,29 @@ def test_scripts_are_exported_once() -> None:
         assert "local EPS = 1e-9" in source and f"{name.replace('_', ' ')}" in source.lower()
 
 
+def test_script_shas_are_redis_own_and_computed_once(client: Any) -> None:
+    """Both backends EVALSHA the SHAs _redis_common computes once per process; they must be
+    the ones Redis itself derives (else every call would fall back to EVAL)."""
+    for scripts in (single_scripts(), multi_scripts()):
+        assert sorted(scripts.shas) == sorted(scripts.sources)
+        for name, source in scripts.sources.items():
+            assert client.script_load(source) == scripts.shas[name]
+    assert single_scripts() is single_scripts() and multi_scripts() is multi_scripts()
+
+
 def test_async_backend_matches_sync(client: Any, server: RedisServer) -> None:
+    """The async path (the limiter's own script call, awaited) decides exactly as the memory
+    store, through a script-cache flush and a reset, and names keys as RedisBackend does."""
+
     async def run() -> list[Any]:
         aclient = redis.asyncio.Redis(port=server.port)
         backend = AsyncRedisBackend(aclient, key_prefix="a:", use_server_time=False)
-        out = []
-        for _ in range(5):
-            out.append(await backend.decide("token_bucket", "k", FAKE_NOW, 1, [3.0, 0.3]))
-        client.script_flush()
-        out.append(await backend.decide("token_bucket", "k", FAKE_NOW, 1, [3.0, 0.3], "peek"))
-        await backend.reset("k", "token_bucket")
-        out.append(await backend.decide("token_bucket", "k", FAKE_NOW, 1, [3.0, 0.3]))
+        limiter = ratelimiter.TokenBucketRateLimiter(backend, 3, 10, clock=fixed_clock)
+        out = [await limiter.is_allowed_async("k") for _ in range(5)]
+        client.script_flush()  # NOSCRIPT: answered with EVAL in the same call
+        out.append(await limiter.peek_async("k"))
+        await limiter.reset_async("k")
+        out.append(await limiter.is_allowed_async("k"))
         await backend.close()
         return out
 
@@ -424,9 +437,8 @@ def test_async_backend_matches_sync(client: Any, server: RedisServer) -> None:
     expected = [sync.is_allowed("k") for _ in range(5)] + [sync.peek("k")]
     sync.reset("k")
     expected.append(sync.is_allowed("k"))
-    for got, want in zip(decisions, expected):
-        assert (got.allowed, got.remaining, got.reset_after) == (
-            want.allowed, want.remaining, want.reset_after)
-        # The limiter nudges retry_after a few ulps so that now + retry_after is late enough.
-        assert got.retry_after == pytest.approx(want.retry_after, abs=1e-9)
-        assert got.meta == (want.metadata["tokens"], want.metadata["refill_rate"])
+    assert decisions == expected
+    assert [d.allowed for d in decisions] == [True, True, True, False, False, False, True]
+    assert client.keys() == [b"a:{k}:token_bucket"]
+    assert RedisBackend(redis.Redis(port=server.port), key_prefix="a:").storage_key(
+        "k", "token_bucket") == "a:{k}:token_bucket"

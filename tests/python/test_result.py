@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import math
+import pathlib
 import pickle
 
 import pytest
@@ -25,6 +27,32 @@ def test_constructed_in_python_like_a_dataclass() -> None:
         r.allowed = False  # type: ignore[misc]
     assert hash(r) == hash(pickle.loads(pickle.dumps(r)))
     assert pickle.loads(pickle.dumps(r)) == r
+
+
+# pickle.dumps(result, protocol=2) of a rejected token-bucket decision, written when the class
+# lived in ratelimiter.algorithms.base (the pickle names ...algorithms.base._rebuild_result).
+OLD_PICKLE = base64.b64decode(
+    "gAJjcmF0ZWxpbWl0ZXIuYWxnb3JpdGhtcy5iYXNlCl9yZWJ1aWxkX3Jlc3VsdApxAH1xAShYBwAAAGFsbG93ZWRx"
+    "AolYAwAAAGtleXEDWAYAAAB1c2VyOjFxBFgFAAAAbGltaXRxBUsDWAkAAAByZW1haW5pbmdxBksAWAsAAAByZXNl"
+    "dF9hZnRlcnEHR0AkAAAAAAAAWAsAAAByZXRyeV9hZnRlcnEIR0AKqqqqqq8AWAgAAABtZXRhZGF0YXEJfXEKKFgG"
+    "AAAAdG9rZW5zcQtHAAAAAAAAAABYCwAAAHJlZmlsbF9yYXRlcQxHP9MzMzMzMzN1dUdAJAAAAAAAAIZxDVJxDi4="
+)
+
+
+def test_pickles_from_the_old_module_path_still_load() -> None:
+    assert b"ratelimiter.algorithms.base\n_rebuild_result" in OLD_PICKLE
+    r = pickle.loads(OLD_PICKLE)
+    assert type(r) is RateLimitResult
+    assert r == RateLimitResult(allowed=False, key="user:1", limit=3, remaining=0,
+                                reset_after=10.0, retry_after=3.333333333333826,
+                                metadata={"tokens": 0.0, "refill_rate": 0.3})
+    assert r.window == 10.0
+    # The class lives in a leaf module now; the documented path is the same object.
+    from ratelimiter.algorithms.base import RateLimitResult as documented
+    from ratelimiter.result import RateLimitResult as leaf
+
+    assert documented is leaf is RateLimitResult
+    assert b"ratelimiter.result\n_rebuild_result" in pickle.dumps(r, protocol=2)
 
 
 def test_headers_allowed_and_rejected(clock: FakeClock) -> None:
@@ -63,3 +91,34 @@ def test_metadata_is_a_fresh_dict_and_result_fields(clock: FakeClock) -> None:
     assert r.metadata == {"tat": pytest.approx(1_004.0)}
     assert bool(r) is True
     assert math.isfinite(r.reset_after)
+
+
+def _imports(module: object) -> set[str]:
+    """The modules a source file imports (relative ones spelled as written: ``..result``)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_result_is_a_leaf_and_limiters_do_not_reach_into_backends() -> None:
+    import ratelimiter.algorithms.base as base
+    import ratelimiter.result as result
+
+    # The result imports only the compiled core (and the standard library), so any module
+    # can build one without an import cycle.
+    assert {name for name in _imports(result) if name.startswith(".")} == {"."}
+    # The limiter base neither type-checks for a concrete backend nor reads a private field
+    # of one: backends say never_blocks / binary_replies themselves.
+    assert "..backends.memory" not in _imports(base)
+    source = pathlib.Path(str(base.__file__)).read_text()
+    assert "_reply_format" not in source and "MemoryBackend" not in source
+    assert MemoryBackend.never_blocks is True
+    assert ratelimiter.SQLiteBackend.never_blocks is False

@@ -1,4 +1,4 @@
-"""The sliding-window log on SQLite stores one row per entry (issue 7, defect 8): a decision
+"""The sliding-window log on SQLite stores one row per entry: a decision
 costs O(log n), not a rewrite of a blob of `limit` entries. Shown here: the same decisions as
 the memory store at limit 100,000 with epoch-scale times, bounded writes per decision, reset,
 bounded pruning of idle logs, files written in the old blob layout, and exactness across

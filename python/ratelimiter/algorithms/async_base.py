@@ -26,9 +26,9 @@ from concurrent.futures import Executor
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from .._protocols import SyncLimiter
-from ..backends.memory import MemoryBackend
 from ..exceptions import RateLimitExceeded
-from .base import RateLimitResult
+from ..result import RateLimitResult
+from .base import never_blocks
 
 __all__ = ["AsyncRateLimiter", "async_rate_limit"]
 
@@ -43,7 +43,7 @@ def _dispatch_mode(limiter: object) -> int:
     backend = getattr(limiter, "backend", None)
     if getattr(backend, "is_async", False) is True:
         return _NATIVE_ASYNC
-    if isinstance(backend, MemoryBackend):
+    if never_blocks(backend):
         return _DIRECT
     return _EXECUTOR
 
@@ -177,6 +177,11 @@ async def _is_allowed_any(
     if isinstance(limiter, AsyncRateLimiter):
         return await limiter.is_allowed(key, cost)
     return await _decide(limiter, _dispatch_mode(limiter), executor, key, cost)
+
+
+def _sync_limiter(limiter: AnyLimiter) -> SyncLimiter:
+    """The synchronous limiter behind ``limiter`` (an AsyncRateLimiter is unwrapped)."""
+    return limiter.limiter if isinstance(limiter, AsyncRateLimiter) else limiter
 
 
 def _as_async(limiter: AnyLimiter) -> AsyncRateLimiter:

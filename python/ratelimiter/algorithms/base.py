@@ -1,123 +1,19 @@
-"""The limiter interface, the decision result, and the native-backed limiter base."""
+"""The limiter interface and the native-backed limiter base (and, re-exported from
+:mod:`ratelimiter.result`, the decision result)."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, ClassVar, Optional
 
-from .. import _core
 from ..backends.base import BaseBackend
-from ..backends.memory import MemoryBackend
 from ..config import ConfigProvider
 from ..exceptions import BackendError, ConfigurationTypeError
+from ..result import RateLimitResult, _rebuild_result  # noqa: F401 - old pickles name it here
 
 __all__ = ["BaseAlgorithm", "RateLimitResult"]
-
-_RESULT_FIELDS = ("allowed", "key", "limit", "remaining", "reset_after", "retry_after")
-
-
-def _whole_seconds(seconds: float) -> str:
-    """Seconds rounded up to an integer, as HTTP headers want them (RFC 9110)."""
-    return str(max(0, math.ceil(seconds - 1e-9)))
-
-
-class RateLimitResult(_core.RateLimitResultBase):
-    """The outcome of one decision.
-
-    Fields: ``allowed``, ``key`` (without prefix), ``limit``, ``remaining`` (>= 0),
-    ``reset_after`` (seconds until the quota is fully restored), ``retry_after`` (0 when
-    allowed; otherwise the exact wait after which the same request would be admitted if
-    nobody else consumed, ``inf`` when it never can be), ``metadata`` (algorithm-specific,
-    built when read). Immutable; compares and prints like a frozen dataclass.
-    """
-
-    __slots__ = ()
-
-    @property
-    def advertised_limit(self) -> int:
-        """The limit the headers announce: always at least ``remaining``.
-
-        For most algorithms this is ``limit``. Bursty ones can hold more than ``limit`` at
-        once; for them the headers announce the capacity, so ``Remaining`` never exceeds
-        ``Limit``: the adaptive limiter's current ``effective_burst`` (``limit ·
-        burst_multiplier``, less under load), and a GCRA with ``burst > limit`` at least
-        what remains (its burst is not in the result).
-        """
-        remaining: int = self.remaining
-        burst = self.metadata.get("effective_burst")  # the adaptive limiter's capacity
-        if isinstance(burst, int) and not isinstance(burst, bool):
-            return max(burst, remaining)
-        return max(self.limit, remaining)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """``X-RateLimit-Limit/Remaining/Reset`` and, when rejected, ``Retry-After``.
-
-        ``Limit`` is :attr:`advertised_limit` (``Remaining`` never exceeds it). Reset and
-        Retry-After are whole seconds rounded up. No ``Retry-After`` is sent when waiting
-        cannot help (cost above capacity).
-        """
-        headers = {
-            "X-RateLimit-Limit": str(self.advertised_limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": _whole_seconds(self.reset_after),
-        }
-        if not self.allowed and math.isfinite(self.retry_after):
-            headers["Retry-After"] = _whole_seconds(self.retry_after)
-        return headers
-
-    @property
-    def ietf_headers(self) -> dict[str, str]:
-        """``RateLimit-Policy`` and ``RateLimit`` per the IETF httpapi ratelimit-headers draft.
-
-        ``RateLimit-Policy: "default";q=<limit>;w=<window>`` and
-        ``RateLimit: "default";r=<remaining>;t=<seconds to reset>``; plus ``Retry-After``
-        when rejected (finite waits only).
-        """
-        window = max(1, math.ceil(self.window)) if self.window > 0 else None
-        policy = f'"default";q={self.advertised_limit}' + (f";w={window}" if window else "")
-        headers = {
-            "RateLimit-Policy": policy,
-            "RateLimit": f'"default";r={self.remaining};t={_whole_seconds(self.reset_after)}',
-        }
-        if not self.allowed and math.isfinite(self.retry_after):
-            headers["Retry-After"] = _whole_seconds(self.retry_after)
-        return headers
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _RESULT_FIELDS) + (self.metadata,)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, RateLimitResult):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(tuple(getattr(self, name) for name in _RESULT_FIELDS))
-
-    def __repr__(self) -> str:
-        parts = ", ".join(f"{name}={value!r}" for name, value in
-                          zip(_RESULT_FIELDS + ("metadata",), self._fields()))
-        return f"RateLimitResult({parts})"
-
-    def __bool__(self) -> bool:
-        return bool(self.allowed)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        kwargs = {name: getattr(self, name) for name in _RESULT_FIELDS}
-        kwargs["metadata"] = self.metadata
-        return (_rebuild_result, (kwargs, self.window))
-
-
-def _rebuild_result(kwargs: dict[str, Any], window: float) -> RateLimitResult:
-    return RateLimitResult(**kwargs, window=window)
-
-
-_core._set_result_class(RateLimitResult)
-
 
 _waiting: Any = None  # ratelimiter.client._waiting, imported on first use (it imports us)
 
@@ -128,6 +24,32 @@ def _load_waiting() -> Any:
 
     _waiting = module
     return module
+
+
+def never_blocks(backend: object) -> bool:
+    """Whether asyncio code may decide on ``backend`` directly on the event loop."""
+    return getattr(backend, "never_blocks", False) is True
+
+
+async def run_off_loop(backend: object, func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` for a coroutine: directly when ``backend`` never blocks, else in the
+    loop's default executor, so I/O never stalls the event loop."""
+    if never_blocks(backend):
+        return func(*args)
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+def batch_keys(keys: Iterable[str]) -> Sequence[str]:
+    """``keys`` as one list or tuple for a batch call into C++.
+
+    A single ``str`` (or ``bytes``) is a ``TypeError``, not a sequence of one-character keys.
+    """
+    if isinstance(keys, (str, bytes, bytearray)):
+        raise ConfigurationTypeError(
+            f"keys must be an iterable of str, not a single {type(keys).__name__} "
+            "(use is_allowed for one key)"
+        )
+    return keys if isinstance(keys, (list, tuple)) else list(keys)
 
 
 class BaseAlgorithm(ABC):
@@ -251,14 +173,7 @@ class NativeRateLimiter(BaseAlgorithm):
         Every key is validated before any is decided. A single ``str`` (or ``bytes``) is a
         ``TypeError``, not a sequence of one-character keys.
         """
-        if isinstance(keys, (str, bytes, bytearray)):
-            raise ConfigurationTypeError(
-                f"keys must be an iterable of str, not a single {type(keys).__name__} "
-                "(use is_allowed for one key)"
-            )
-        if not isinstance(keys, (list, tuple)):
-            keys = list(keys)
-        results: list[RateLimitResult] = self._impl.is_allowed_many(keys, cost)
+        results: list[RateLimitResult] = self._impl.is_allowed_many(batch_keys(keys), cost)
         return results
 
     def peek(self, key: str) -> RateLimitResult:
@@ -297,17 +212,14 @@ class NativeRateLimiter(BaseAlgorithm):
         await self._off_loop(self.reset, key)
 
     async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
-        if isinstance(self.backend, MemoryBackend):
-            return func(*args)
-        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+        return await run_off_loop(self.backend, func, *args)
 
     async def _script_decision(self, key: str, cost: int, *, peek: bool) -> RateLimitResult:
         # The C++ limiter builds the script call and reads the reply exactly as RedisStore
         # does; only the round trip in between is awaited here.
         backend: Any = self.backend
-        binary = backend._reply_format == "b"
         name, full_key, args, limit, window, now, cost = self._impl._redis_call(
-            key, cost, peek, backend.use_server_time, binary
+            key, cost, peek, backend.use_server_time, bool(backend.binary_replies)
         )
         try:
             reply = await backend.run_script(name, backend.storage_key(full_key, name), args)

@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
-import struct
 from collections.abc import Awaitable, Sequence
-from typing import Any, NamedTuple, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
-from .. import _core
-from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
+from ..exceptions import BackendError, ConfigurationError
+from ..result import RateLimitResult
+from ._redis_common import (
+    Scripts,
+    check_on_error,
+    is_noscript,
+    key_namer,
+    multi_scripts,
+    single_scripts,
+    translate,
+)
 
-__all__ = ["AsyncRedisBackend", "ScriptDecision"]
+__all__ = ["AsyncRedisBackend"]
 
-_ON_ERROR = ("raise", "allow", "deny")
 _T = TypeVar("_T")
-
-# Metadata fields each script returns, in Decision order (see cpp/lua/<name>.lua).
-_META_COUNT = {
-    "fixed_window": 2,
-    "sliding_window": 1,
-    "sliding_window_counter": 4,
-    "token_bucket": 2,
-    "leaky_bucket": 2,
-    "adaptive": 6,
-    "gcra": 1,
-}
-
-
-class ScriptDecision(NamedTuple):
-    """One decision as a script returns it (the fields of the C++ Decision)."""
-
-    allowed: bool
-    insufficient_capacity: bool
-    remaining: int
-    reset_after: float
-    retry_after: float
-    meta: tuple[float, ...]
-
 
 class AsyncRedisBackend:
     """Limiter state in Redis for asyncio code: never blocks the event loop.
@@ -70,9 +53,7 @@ class AsyncRedisBackend:
             raise ConfigurationError("AsyncRedisBackend needs a redis.asyncio.Redis client")
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
-        if on_error not in _ON_ERROR:
-            raise ConfigurationError(
-                f"on_error must be 'raise', 'allow' or 'deny', got {on_error!r}")
+        check_on_error(on_error)
         self.timeout = _check_timeout(timeout)
         self.on_error = on_error
         self._errors = 0
@@ -81,13 +62,13 @@ class AsyncRedisBackend:
         self.client = client
         self.key_prefix = key_prefix
         self.use_server_time = bool(use_server_time)
-        self._sources: dict[str, str] = _core.lua_scripts()
-        self._shas = {name: hashlib.sha1(source.encode()).hexdigest()
-                      for name, source in self._sources.items()}
-        # Binary replies (packed doubles) unless the client decodes every reply as UTF-8.
+        self._keys = key_namer(key_prefix)
+        # Scripts reply with packed doubles unless the client decodes every reply as UTF-8
+        # (then with %.17g strings); the limiter asks for the format the client can carry.
         pool = getattr(client, "connection_pool", None)
         decodes = getattr(pool, "connection_kwargs", {}).get("decode_responses", False)
-        self._reply_format = "t" if decodes else "b"
+        #: Whether script replies are binary (packed doubles) rather than text.
+        self.binary_replies = not decodes
 
     @property
     def counters(self) -> dict[str, int]:
@@ -100,7 +81,8 @@ class AsyncRedisBackend:
 
     def storage_key(self, key: str, algorithm: str) -> str:
         """The Redis key of ``algorithm``'s state for a limiter key (as RedisBackend's)."""
-        return f"{self.key_prefix}{{{key}}}:{algorithm}"
+        key_bytes: bytes = self._keys.storage_key(key, algorithm)
+        return key_bytes.decode()
 
     async def _bounded(self, call: Awaitable[_T]) -> _T:
         """Await ``call`` for at most ``timeout``; failures become BackendError (counted)."""
@@ -115,7 +97,7 @@ class AsyncRedisBackend:
             raise BackendError(f"redis timed out after {self.timeout} s") from None
         except Exception as exc:
             self._errors += 1
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     async def run_script(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
         """One EVALSHA of ``algorithm``'s script on ``storage_key`` (EVAL on NOSCRIPT).
@@ -124,9 +106,10 @@ class AsyncRedisBackend:
         Raises ``BackendError`` (whatever ``on_error``: the limiter applies the policy, see
         :meth:`fallback_result`) after at most ``timeout`` seconds.
         """
-        if algorithm not in self._sources:
+        if algorithm not in single_scripts().sources:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
-        return await self._bounded(self._evalsha(algorithm, storage_key, args))
+        return await self._bounded(self._evalsha(single_scripts(), algorithm, [storage_key],
+                                                 args))
 
     async def run_multi_script(self, algorithm: str, keys: Sequence[str],
                                args: Sequence[Any]) -> Any:
@@ -134,32 +117,19 @@ class AsyncRedisBackend:
 
         As :meth:`run_script`: ``BackendError`` after at most ``timeout`` seconds.
         """
-        if not hasattr(self, "_multi_sources"):
-            self._multi_sources: dict[str, str] = _core.lua_multi_scripts()
-            self._multi_shas = {name: hashlib.sha1(source.encode()).hexdigest()
-                                for name, source in self._multi_sources.items()}
-        if algorithm not in self._multi_sources:
+        if algorithm not in multi_scripts().sources:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
-        return await self._bounded(self._evalsha_multi(algorithm, keys, args))
+        return await self._bounded(self._evalsha(multi_scripts(), algorithm, keys, args))
 
-    async def _evalsha_multi(self, algorithm: str, keys: Sequence[str],
-                             args: Sequence[Any]) -> Any:
+    async def _evalsha(self, scripts: Scripts, algorithm: str, keys: Sequence[str],
+                       args: Sequence[Any]) -> Any:
         try:
-            return await self.client.evalsha(self._multi_shas[algorithm], len(keys), *keys,
-                                             *args)
+            return await self.client.evalsha(scripts.shas[algorithm], len(keys), *keys, *args)
         except Exception as exc:
-            if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
+            if not is_noscript(exc):
                 raise
-            return await self.client.eval(self._multi_sources[algorithm], len(keys), *keys,
+            return await self.client.eval(scripts.sources[algorithm], len(keys), *keys,
                                           *args)
-
-    async def _evalsha(self, algorithm: str, storage_key: str, args: Sequence[Any]) -> Any:
-        try:
-            return await self.client.evalsha(self._shas[algorithm], 1, storage_key, *args)
-        except Exception as exc:
-            if "NOSCRIPT" not in str(exc) and type(exc).__name__ != "NoScriptError":
-                raise
-            return await self.client.eval(self._sources[algorithm], 1, storage_key, *args)
 
     def fallback_result(self, key: str, limit: int, window: float) -> Any:
         """The ``on_error`` answer for a decision Redis failed to make (counted).
@@ -168,8 +138,6 @@ class AsyncRedisBackend:
         short retry (the outage's length is unknown) — as RedisBackend's native store.
         Not for ``on_error="raise"`` (the caller re-raises the error instead).
         """
-        from ..algorithms.base import RateLimitResult  # lazy: algorithms import backends
-
         if self.on_error == "allow":
             self._fallback_allowed += 1
             return RateLimitResult(True, key, limit, 0, 0.0, 0.0, {"on_error": "allow"},
@@ -177,31 +145,6 @@ class AsyncRedisBackend:
         self._fallback_denied += 1
         return RateLimitResult(False, key, limit, 0, 1.0, 1.0, {"on_error": "deny"},
                                window=window)
-
-    async def decide(
-        self,
-        algorithm: str,
-        key: str,
-        now: Optional[float],
-        cost: int,
-        params: Sequence[Any],
-        op: str = "consume",
-    ) -> ScriptDecision:
-        """Run one step of ``algorithm`` for limiter key ``key`` (limiter prefix included).
-
-        ``params`` are the algorithm's derived parameters in script order (the C++
-        ``RedisStore::append_params`` order: e.g. token bucket ``capacity, rate``; ``None``
-        for adaptive's external load means "measure this key's own load");
-        ``now`` is ignored in server-time mode; ``op`` is ``"consume"`` or ``"peek"``.
-        """
-        if op not in ("consume", "peek"):
-            raise ConfigurationError(f"op must be 'consume' or 'peek', got {op!r}")
-        time_arg = "" if self.use_server_time or now is None else repr(float(now))
-        args = [time_arg, str(1 if op == "peek" else int(cost)), op, self._reply_format]
-        args += ["" if p is None else (repr(float(p)) if not isinstance(p, str) else p)
-                 for p in params]
-        reply = await self.run_script(algorithm, self.storage_key(key, algorithm), args)
-        return parse_reply(algorithm, reply)
 
     async def reset(self, key: str, algorithm: str) -> None:
         """Forget ``key``'s state for ``algorithm``.
@@ -230,29 +173,6 @@ class AsyncRedisBackend:
         await close()
 
 
-def parse_reply(algorithm: str, reply: Any) -> ScriptDecision:
-    """Decode a script reply like RedisStore::parse_reply: one string of little-endian
-    doubles ('b'), or a list of %.17g strings ('t')."""
-    expected = 5 + _META_COUNT[algorithm]
-    if isinstance(reply, bytes) and len(reply) == 8 * expected:
-        values = list(struct.unpack(f"<{expected}d", reply))
-    elif isinstance(reply, (list, tuple)) and len(reply) == expected:
-        try:
-            values = [float(f.decode() if isinstance(f, bytes) else f) for f in reply]
-        except ValueError as exc:
-            raise BackendError(f"redis {algorithm} script: malformed reply: {exc}") from exc
-    else:
-        raise BackendError(f"redis {algorithm} script returned a reply of unexpected shape")
-    return ScriptDecision(
-        allowed=values[0] == 1.0,
-        insufficient_capacity=values[1] == 1.0,
-        remaining=int(values[2]),
-        reset_after=values[3],
-        retry_after=values[4],
-        meta=tuple(values[5:]),
-    )
-
-
 def _check_timeout(timeout: Optional[float]) -> Optional[float]:
     if timeout is None:
         return None
@@ -263,17 +183,3 @@ def _check_timeout(timeout: Optional[float]) -> Optional[float]:
     if not math.isfinite(value) or value <= 0:
         raise ConfigurationError(f"timeout must be finite and > 0, got {timeout!r}")
     return value
-
-
-def _translate(exc: Exception) -> Exception:
-    if isinstance(exc, (BackendError, ConfigurationError)):
-        return exc
-    try:
-        import redis.exceptions as errors
-    except ImportError:
-        return BackendError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, errors.TimeoutError):
-        return BackendError(f"redis timed out: {exc}")
-    if isinstance(exc, errors.ConnectionError):
-        return BackendConnectionError(f"redis unreachable: {exc}")
-    return BackendError(f"{type(exc).__name__}: {exc}")

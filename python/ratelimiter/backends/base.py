@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 __all__ = ["BaseBackend"]
 
@@ -18,6 +18,11 @@ class BaseBackend(ABC):
     processes unless the store itself is private to one process. Use ``SQLiteBackend`` or
     ``RedisBackend`` for state shared between processes.
     """
+
+    #: Whether a decision on this backend never waits on I/O (state in process memory,
+    #: decided in microseconds): asyncio code then decides on the event loop rather than
+    #: paying a thread hop. Only the memory store says so.
+    never_blocks: ClassVar[bool] = False
 
     @abstractmethod
     def get(self, key: str) -> Optional[Any]:

@@ -28,6 +28,8 @@ class MemoryBackend(BaseBackend):
     separate thread-safe dict, for code that uses them directly.
     """
 
+    never_blocks = True
+
     def __init__(self, max_keys: int = 1_000_000) -> None:
         self._native = _core.MemoryStore(max_keys)
         self._primitives = DictPrimitives()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from typing import Any, Optional
@@ -11,11 +10,10 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from .. import _core
 from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
 from ._dict_primitives import validate_amount, validate_ttl
+from ._redis_common import check_on_error, is_noscript, multi_scripts, single_scripts, translate
 from .base import BaseBackend
 
 __all__ = ["RedisBackend"]
-
-_ON_ERROR = ("raise", "allow", "deny")
 
 
 class RedisBackend(BaseBackend):
@@ -64,9 +62,7 @@ class RedisBackend(BaseBackend):
     ) -> None:
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
-        if on_error not in _ON_ERROR:
-            raise ConfigurationError(
-                f"on_error must be 'raise', 'allow' or 'deny', got {on_error!r}")
+        check_on_error(on_error)
         if client is not None and url is not None:
             raise ConfigurationError("pass either client or url, not both")
         cluster = url is not None and _is_cluster_url(url) or _is_cluster_client(client)
@@ -119,7 +115,8 @@ class RedisBackend(BaseBackend):
 
     def storage_key(self, key: str, algorithm: str) -> str:
         """The Redis key holding ``algorithm``'s state for a limiter key (prefix included)."""
-        return f"{self.key_prefix}{{{key}}}:{algorithm}"
+        key_bytes: bytes = self._native.storage_key(key, algorithm)
+        return key_bytes.decode()
 
     # --- BaseBackend primitives (values stored as JSON under key_prefix + key) ----------
 
@@ -130,7 +127,7 @@ class RedisBackend(BaseBackend):
             try:
                 return self._client.execute_command(*args)
             except Exception as exc:  # the client's own error types, whatever library it is
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
         except BackendError as exc:
             # A key used as the wrong kind is the caller's mistake, as on every other
             # backend (TypeError), not a failing server.
@@ -231,30 +228,22 @@ class _ClientOps:
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self._sources = _core.lua_scripts()
-        self._shas = {name: hashlib.sha1(source.encode()).hexdigest()
-                      for name, source in self._sources.items()}
-        try:
-            self._noscript: type[BaseException] = _redis_module().exceptions.NoScriptError
-        except ImportError:  # a non-redis-py client: recognise NOSCRIPT by its message
-            self._noscript = _NeverRaised
 
     def eval(self, name: str, key: str, args: list[str]) -> Any:
-        return self._run(self._sources[name], self._shas[name], [key], args)
+        scripts = single_scripts()
+        return self._run(scripts.sources[name], scripts.shas[name], [key], args)
 
     def eval_multi(self, name: str, keys: list[str], args: list[str]) -> Any:
         """The algorithm's multi-limit script (MultiRateLimiter) over ``keys``."""
-        if not hasattr(self, "_multi_sources"):
-            self._multi_sources = _core.lua_multi_scripts()
-            self._multi_shas = {n: hashlib.sha1(source.encode()).hexdigest()
-                                for n, source in self._multi_sources.items()}
-        return self._run(self._multi_sources[name], self._multi_shas[name], keys, args)
+        scripts = multi_scripts()
+        return self._run(scripts.sources[name], scripts.shas[name], keys, args)
 
     def eval_many(self, name: str, keys: list[str], args: list[str]) -> list[Any]:
         """The single-key script on each of ``keys`` in one pipeline (``transaction=False``):
         one round trip for a single Redis, one per node touched for a RedisCluster pipeline.
         Returns one item per key: its reply, or the exception its call raised."""
-        source, sha = self._sources[name], self._shas[name]
+        scripts = single_scripts()
+        source, sha = scripts.sources[name], scripts.shas[name]
         if not hasattr(self._client, "pipeline"):  # a client without pipelines: key by key
             return [self._eval_or_error(source, sha, key, args) for key in keys]
         try:
@@ -264,8 +253,8 @@ class _ClientOps:
             for key in keys:
                 pipe.execute_command("EVALSHA", sha, 1, key, *args)
             replies: list[Any] = pipe.execute(raise_on_error=False)
-            missing = [i for i, reply in enumerate(replies) if isinstance(reply, Exception)
-                       and (isinstance(reply, self._noscript) or "NOSCRIPT" in str(reply))]
+            missing = [i for i, reply in enumerate(replies)
+                       if isinstance(reply, Exception) and is_noscript(reply)]
             if missing:  # a node's script cache was flushed: EVAL loads it again
                 pipe = self._client.pipeline(transaction=False)
                 for i in missing:
@@ -273,8 +262,8 @@ class _ClientOps:
                 for i, reply in zip(missing, pipe.execute(raise_on_error=False)):
                     replies[i] = reply
         except Exception as exc:
-            raise _translate(exc) from exc
-        return [_translate(r) if isinstance(r, Exception) else r for r in replies]
+            raise translate(exc) from exc
+        return [translate(r) if isinstance(r, Exception) else r for r in replies]
 
     def _eval_or_error(self, source: str, sha: str, key: str, args: list[str]) -> Any:
         try:
@@ -286,32 +275,26 @@ class _ClientOps:
         try:
             try:
                 return self._client.evalsha(sha, len(keys), *keys, *args)
-            except self._noscript:
-                return self._client.eval(source, len(keys), *keys, *args)
             except Exception as exc:
-                if "NOSCRIPT" not in str(exc):
+                if not is_noscript(exc):
                     raise
                 return self._client.eval(source, len(keys), *keys, *args)
         except Exception as exc:
             if _is_cross_slot(exc):
                 raise _cross_slot_error(keys) from exc
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def delete(self, key: str) -> None:
         try:
             self._client.delete(key)
         except Exception as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def command(self, *argv: bytes) -> Any:
         try:
             return self._client.execute_command(*argv)
         except Exception as exc:
-            raise _translate(exc) from exc
-
-
-class _NeverRaised(Exception):
-    pass
+            raise translate(exc) from exc
 
 
 def _is_cross_slot(exc: BaseException) -> bool:
@@ -327,20 +310,6 @@ def _cross_slot_error(keys: list[str]) -> ConfigurationError:
         f"the Redis keys of one decision ({', '.join(map(repr, keys))}) hash to different "
         f"Redis Cluster slots (CROSSSLOT): their {{hash tag}} is broken by a '{{' or '}}' in "
         f"the limiter key or key_prefix; keep braces out of keys and prefixes on a cluster")
-
-
-def _translate(exc: Exception) -> Exception:
-    if isinstance(exc, BackendError):
-        return exc
-    try:
-        errors = _redis_module().exceptions
-    except ImportError:
-        return BackendError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, errors.TimeoutError):
-        return BackendError(f"redis timed out: {exc}")
-    if isinstance(exc, errors.ConnectionError):
-        return BackendConnectionError(f"redis unreachable: {exc}")
-    return BackendError(f"{type(exc).__name__}: {exc}")
 
 
 def _is_cluster_url(url: str) -> bool:

@@ -22,8 +22,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..algorithms.base import RateLimitResult, _whole_seconds
 from ..limits import Limit
+from ..result import RateLimitResult, _whole_seconds
 
 __all__ = [
     "HEADER_STYLES",

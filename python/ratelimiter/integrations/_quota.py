@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from .._usage import usage_body, usage_entry
-from ..algorithms.base import RateLimitResult
 from ..limits import Limit
 from ..metrics import (
     NearLimitCallback,
@@ -33,6 +32,7 @@ from ..metrics import (
     notify_near_limit_async,
     notify_near_limit_sync,
 )
+from ..result import RateLimitResult
 
 __all__ = ["NearLimitAlerts", "UsageReport", "limit_results", "near_limit_alerts"]
 

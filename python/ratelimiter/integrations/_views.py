@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
-from ..algorithms.base import RateLimitResult
 from ..exceptions import ConfigurationError, ConfigurationTypeError
 from ..limits import Limit, LimitSpec, parse_limits
 from ..multi import MultiRateLimiter
+from ..result import RateLimitResult
 from ._policy import call_key_func
 from ._quota import NearLimitAlerts
 

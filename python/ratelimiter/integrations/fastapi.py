@@ -62,11 +62,11 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response as StarletteResponse
 
 from .._usage import check_usage_path, usage_headers
-from ..algorithms.base import RateLimitResult
 from ..backends.memory import MemoryBackend
 from ..exceptions import ConfigurationError
 from ..key_funcs import asgi_peer
 from ..limits import LimitSpec
+from ..result import RateLimitResult
 from ._policy import (
     HeaderStyle,
     KeyFuncError,
