@@ -285,14 +285,12 @@ void register_rejection_cache(py::module_& m) {
                const std::vector<std::string>& args, std::optional<double> mono) -> py::object {
                 const AlgorithmId id = algorithm_arg(algorithm);
                 Decision d;
-                if (!c.lookup(storage_key, args, mono ? *mono : RejectionCache::monotonic_now(), d)) {
-                    return py::none();
-                }
-                py::list out;
-                for (const std::string& field : RedisStore::cached_reply(id, d)) out.append(py::str(field));
-                return std::move(out);
+                const double at = mono ? *mono : RejectionCache::monotonic_now();
+                if (!c.lookup(storage_key, id, args, at, d)) return py::none();
+                return py::object(str_list(RedisStore::cached_reply(id, d)));
             },
-            py::arg("storage_key"), py::arg("algorithm"), py::arg("args"), py::arg("mono") = py::none(),
+            py::arg("storage_key"), py::arg("algorithm"), py::arg("args"),
+            py::arg("mono") = py::none(),
             "The cached rejection for this script call as a reply, or None (ask Redis).")
         .def(
             "record",
@@ -308,7 +306,7 @@ void register_rejection_cache(py::module_& m) {
                 } catch (const py::error_already_set&) {
                     return;
                 }
-                c.record(storage_key, args, d, mono_sent, ticket);
+                c.record(storage_key, id, args, d, mono_sent, ticket);
             },
             py::arg("storage_key"), py::arg("algorithm"), py::arg("args"), py::arg("reply"),
             py::arg("mono_sent"), py::arg("ticket"),

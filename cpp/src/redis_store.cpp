@@ -190,7 +190,8 @@ std::vector<std::string> RedisStore::cached_reply(AlgorithmId algorithm, const D
 
 Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
                             const std::vector<std::string>& args) {
-    const std::string skey = storage_key(key, kAlgorithmNames[static_cast<std::size_t>(algorithm)]);
+    const std::string skey =
+        storage_key(key, kAlgorithmNames[static_cast<std::size_t>(algorithm)]);
     RejectionCache* cache = rejection_cache_.get();
     double sent = 0.0;
     std::uint64_t ticket = 0;
@@ -198,11 +199,11 @@ Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
         sent = RejectionCache::monotonic_now();
         ticket = cache->ticket(skey);
         Decision hit;
-        if (cache->lookup(skey, args, sent, hit)) return hit;
+        if (cache->lookup(skey, algorithm, args, sent, hit)) return hit;
     }
     try {
         Decision d = parse_reply(algorithm, transport_->eval(algorithm, skey, args));
-        if (cache != nullptr) cache->record(skey, args, d, sent, ticket);
+        if (cache != nullptr) cache->record(skey, algorithm, args, d, sent, ticket);
         return d;
     } catch (const BackendError& e) {
         errors_.fetch_add(1, std::memory_order_relaxed);
@@ -231,7 +232,7 @@ void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::strin
     if (cache != nullptr) {
         for (std::size_t i = 0; i < all_keys.size(); ++i) {
             const std::uint64_t ticket = cache->ticket(all_keys[i]);
-            if (cache->lookup(all_keys[i], args, sent, out[i])) continue;
+            if (cache->lookup(all_keys[i], algorithm, args, sent, out[i])) continue;
             asked.push_back(i);
             keys.push_back(all_keys[i]);
             tickets.push_back(ticket);
@@ -264,7 +265,9 @@ void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::strin
                                    replies[j].error);
             }
             slot(j) = parse_reply(algorithm, replies[j].fields);
-            if (cache != nullptr) cache->record(sent_keys[j], args, slot(j), sent, tickets[j]);
+            if (cache != nullptr) {
+                cache->record(sent_keys[j], algorithm, args, slot(j), sent, tickets[j]);
+            }
         } catch (const BackendError& e) {
             errors_.fetch_add(1, std::memory_order_relaxed);
             if (on_error_ == OnError::raise) {

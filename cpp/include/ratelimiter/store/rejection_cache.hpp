@@ -26,8 +26,14 @@
 //   the reset is not recorded: see ticket()). Another process's reset is not seen: this
 //   process keeps rejecting that key for at most the retry_after it was told.
 //
-// Not cached: peeks, admissions, on_error fallbacks, insufficient capacity (cost above the
-// algorithm's capacity: it is rejected forever, yet says nothing about smaller costs).
+// An entry answers with the decision Redis gave, its waits reduced by the time since; an
+// admission on the key in this process drops the entry (the key holds less now).
+//
+// Not cached: the adaptive algorithm (a rejection's retry_after may be longer than needed:
+// "wait for the load sensor to empty" while a partly emptied sensor may admit sooner, so it
+// does not bound the next admission), peeks, admissions, on_error fallbacks, insufficient
+// capacity (cost above the algorithm's capacity: rejected forever, yet it says nothing
+// about smaller costs).
 //
 // Memory: at most max_entries entries in all, over up to kShards independently locked
 // shards; a full shard drops its oldest entry (counted in `evictions`).
@@ -50,6 +56,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/algorithm/common.hpp"
 #include "ratelimiter/result.hpp"
 
@@ -93,10 +100,10 @@ public:
     // append_params) on `storage_key` is a known rejection at `mono_now`. If so `out` is the
     // answer: the recorded decision with retry_after/reset_after reduced by the time since,
     // `cached` set.
-    bool lookup(std::string_view storage_key, const std::vector<std::string>& args,
-                double mono_now, Decision& out) {
+    bool lookup(std::string_view storage_key, AlgorithmId algorithm,
+                const std::vector<std::string>& args, double mono_now, Decision& out) {
         Call call;
-        if (!parse_call(args, call) || !call.consume) return false;
+        if (!cacheable(algorithm) || !parse_call(args, call) || !call.consume) return false;
         Shard& shard = shard_of(storage_key);
         std::lock_guard<std::mutex> lock(shard.mutex);
         const auto found = shard.index.find(storage_key);
@@ -121,20 +128,21 @@ public:
 
     // Stores Redis's answer `d` to the request `args` on `storage_key`, sent at `mono_sent`
     // with invalidation stamp `ticket`, if it is a rejection worth caching. An admission
-    // of a cost the cache would have rejected means the key was reset elsewhere: its entry
-    // is dropped.
-    void record(std::string_view storage_key, const std::vector<std::string>& args,
-                const Decision& d, double mono_sent, std::uint64_t ticket) {
+    // (of a smaller cost) drops the key's entry: its remaining and waits are out of date.
+    void record(std::string_view storage_key, AlgorithmId algorithm,
+                const std::vector<std::string>& args, const Decision& d, double mono_sent,
+                std::uint64_t ticket) {
         Call call;
-        if (!parse_call(args, call) || !call.consume || d.fallback || d.cached) return;
+        if (!cacheable(algorithm) || !parse_call(args, call) || !call.consume || d.fallback ||
+            d.cached) {
+            return;
+        }
         Shard& shard = shard_of(storage_key);
         if (d.allowed || d.insufficient_capacity) {
             if (!d.allowed) return;
             std::lock_guard<std::mutex> lock(shard.mutex);
             const auto found = shard.index.find(storage_key);
-            if (found != shard.index.end() && call.cost >= found->second->cost) {
-                drop(shard, found->second);
-            }
+            if (found != shard.index.end()) drop(shard, found->second);
             return;
         }
         const double wait = d.retry_after;
@@ -200,6 +208,9 @@ public:
     }
 
     std::size_t max_entries() const { return max_entries_; }
+
+    // Whether `algorithm`'s rejections bound its next admission (see the top of this file).
+    static constexpr bool cacheable(AlgorithmId algorithm) { return algorithm != Adaptive::id; }
 
 private:
     struct Entry {
@@ -275,8 +286,9 @@ private:
             const double p = std::strtod(args[i].c_str(), nullptr);
             if (std::isfinite(p) && p > 0.0) scale = std::max({scale, p, 1.0 / p});
         }
-        const double rounding = call.server_time ? 1e-3 * wait
-                                                 : 16.0 * std::abs(call.now) * 2.220446049250313e-16;
+        constexpr double kUlp = 2.220446049250313e-16;  // DBL_EPSILON
+        const double rounding =
+            call.server_time ? 1e-3 * wait : 16.0 * std::abs(call.now) * kUlp;
         return 1e-5 + kEps * scale + rounding;
     }
 
