@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -144,6 +145,45 @@ def test_admitted_requests_unchanged_by_the_cache(
         assert not r.allowed and not u.allowed
         assert 0 < r.retry_after <= u.retry_after + 1e-6
         assert r.remaining <= u.remaining
+
+
+def test_threads_sharing_a_cached_backend_admit_exactly_the_limit(
+        client: Any, server: RedisServer) -> None:
+    """Eight threads on hot and cold keys (the native store releases the GIL, so lookups,
+    records and a reset race in the sharded cache): admissions exact, entries bounded."""
+    backend = backend_for("native", server.port, cache_rejections=True,
+                          rejection_cache_size=32)
+    limiter = ratelimiter.SlidingWindowRateLimiter(backend, 50, 3600)
+    admitted: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        mine: dict[str, int] = {}
+        for i in range(2000):
+            key = "hot" if i % 2 else f"cold{(t * 2000 + i) % 100}"
+            if limiter.is_allowed(key).allowed:
+                mine[key] = mine.get(key, 0) + 1
+        with lock:
+            for key, n in mine.items():
+                admitted[key] = admitted.get(key, 0) + n
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    assert admitted["hot"] == 50
+    # 50 cold keys (even i), each tried 160 times.
+    assert {k: n for k, n in admitted.items() if k != "hot"} == {
+        f"cold{i}": 50 for i in range(0, 100, 2)}
+    counters = backend.counters
+    assert counters["cache_entries"] <= 32 and counters["cache_hits"] > 0
+
+
+def test_storage_uri_options() -> None:
+    backend = ratelimiter.backend_from_uri(
+        "redis://127.0.0.1:1/0?cache_rejections=true&rejection_cache_size=5")
+    assert backend.cache_rejections and backend.counters["cache_entries"] == 0
 
 
 def test_reset_in_this_process_takes_effect_at_once(client: Any, server: RedisServer) -> None:
