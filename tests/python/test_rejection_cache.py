@@ -180,12 +180,6 @@ def test_threads_sharing_a_cached_backend_admit_exactly_the_limit(
     assert counters["cache_entries"] <= 32 and counters["cache_hits"] > 0
 
 
-def test_storage_uri_options() -> None:
-    backend = ratelimiter.backend_from_uri(
-        "redis://127.0.0.1:1/0?cache_rejections=true&rejection_cache_size=5")
-    assert backend.cache_rejections and backend.counters["cache_entries"] == 0
-
-
 def test_reset_in_this_process_takes_effect_at_once(client: Any, server: RedisServer) -> None:
     backend = backend_for("native", server.port, cache_rejections=True)
     limiter = ratelimiter.SlidingWindowRateLimiter(backend, 2, 3600)
