@@ -301,10 +301,8 @@ void register_rejection_cache(py::module_& m) {
                 Decision d;
                 try {
                     d = RedisStore::parse_reply(id, reply_fields(reply));
-                } catch (const std::exception&) {
+                } catch (const std::exception&) {  // BackendError, or a Python cast error
                     return;  // malformed: the limiter's own reading of it raises
-                } catch (const py::error_already_set&) {
-                    return;
                 }
                 c.record(storage_key, id, args, d, mono_sent, ticket);
             },
