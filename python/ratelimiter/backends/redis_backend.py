@@ -60,8 +60,9 @@ class RedisBackend(BaseBackend):
     process, which this process does not see: it keeps rejecting that key for at most the
     ``retry_after`` it was told (a ``reset`` in this process takes effect at once). Hence
     off by default. At most ``rejection_cache_size`` keys are remembered (oldest dropped).
-    ``peek`` and multi-limit decisions (:class:`~ratelimiter.MultiRateLimiter`) bypass the
-    cache; ``is_allowed_many`` uses it. :attr:`counters` then adds ``cache_hits``,
+    ``peek``, multi-limit decisions (:class:`~ratelimiter.MultiRateLimiter`) and the adaptive
+    algorithm (whose ``retry_after`` may exceed the real wait) bypass the cache;
+    ``is_allowed_many`` uses it. :attr:`counters` then adds ``cache_hits``,
     ``rejections_cached``, ``cache_evictions`` and ``cache_entries``.
     """
 
