@@ -57,7 +57,7 @@ def test_lock_held_past_busy_timeout_answers_the_policy(
     allowed = on_error == "allow"
     assert [r.allowed for r in results] == [allowed] * (LIMIT + 2)
     for r in results:
-        assert r.metadata == {"on_error": on_error}
+        assert r.metadata["on_error"] == on_error
         assert r.remaining == 0
         # "deny": a short retry (1 s, nudged by a few ulps as every rejection is).
         assert r.retry_after == (0.0 if allowed else pytest.approx(1.0, abs=1e-9))
@@ -83,7 +83,7 @@ def test_fallback_decisions_leave_the_state_untouched(tmp_path: Path, clock: Fak
     limiter = ratelimiter.FixedWindowRateLimiter(backend, LIMIT, WINDOW, clock=clock)
     assert limiter.is_allowed("k").remaining == LIMIT - 1
     with write_lock_held(path):
-        assert all(limiter.is_allowed("k").metadata == {"on_error": "allow"} for _ in range(10))
+        assert all(limiter.is_allowed("k").metadata["on_error"] == "allow" for _ in range(10))
     # The lock is gone: SQLite decides again, from the one admission it recorded.
     assert [limiter.is_allowed("k").allowed for _ in range(LIMIT)] == [True, True, False]
     assert backend.counters == _expected("allow", 10)
@@ -93,7 +93,7 @@ def test_fallback_decisions_leave_the_state_untouched(tmp_path: Path, clock: Fak
 def test_multi_limiter_falls_back_as_one_decision(tmp_path: Path, on_error: str,
                                                   clock: FakeClock) -> None:
     backend = SQLiteBackend(tmp_path / "rl.db", busy_timeout=0, on_error=on_error)
-    multi = MultiRateLimiter(backend, ["3/10s", "10/minute"], clock=clock)
+    multi = MultiRateLimiter(backend, ["3/10 seconds", "10/minute"], clock=clock)
     with write_lock_held(tmp_path / "rl.db"):
         result = multi.is_allowed("k")
     assert result.allowed is (on_error == "allow")
@@ -118,7 +118,7 @@ def test_database_file_overwritten_with_garbage(tmp_path: Path, on_error: str,
     else:
         result = limiter.is_allowed("k")
         assert result.allowed is (on_error == "allow")
-        assert result.metadata == {"on_error": on_error}
+        assert result.metadata["on_error"] == on_error
     assert backend.counters == _expected(on_error, 1)
 
 
@@ -133,7 +133,7 @@ def test_corrupt_state_row_answers_the_policy(tmp_path: Path, on_error: str,
         assert db.execute("UPDATE rl_state SET state = x'0102'").rowcount == 1
     result = limiter.is_allowed("k")
     assert result.allowed is (on_error == "allow")
-    assert result.metadata == {"on_error": on_error}
+    assert result.metadata["on_error"] == on_error
     limiter.reset("k")  # a reset clears the bad row: SQLite decides again
     assert limiter.is_allowed("k").remaining == LIMIT - 1
     assert backend.counters == _expected(on_error, 1)
@@ -147,12 +147,12 @@ def test_async_path_answers_the_policy(tmp_path: Path, on_error: str,
     with write_lock_held(tmp_path / "rl.db"):
         result = asyncio.run(limiter.is_allowed_async("k"))
     assert result.allowed is (on_error == "allow")
-    assert result.metadata == {"on_error": on_error}
+    assert result.metadata["on_error"] == on_error
     assert backend.counters == _expected(on_error, 1)
 
 
 def test_uri_and_repr_carry_the_policy(tmp_path: Path) -> None:
-    backend = ratelimiter.backend_from_uri(f"sqlite:///{tmp_path / 'rl.db'}?on_error=deny")
+    backend = ratelimiter.backend_from_uri(f"sqlite://{tmp_path / 'rl.db'}?on_error=deny")
     assert isinstance(backend, SQLiteBackend) and backend.on_error == "deny"
     assert repr(backend) == f"SQLiteBackend({str(tmp_path / 'rl.db')!r}, on_error='deny')"
     assert backend.counters == NO_FALLBACK
