@@ -98,11 +98,9 @@ void register_sqlite_store(py::module_& m) {
         .def_property_readonly("counters",
                                [](const Store& s) {
                                    const FallbackCounters c = s.counters();
-                                   py::dict d;
-                                   d["errors"] = c.errors;
-                                   d["fallback_allowed"] = c.fallback_allowed;
-                                   d["fallback_denied"] = c.fallback_denied;
-                                   return d;
+                                   return py::dict(py::arg("errors") = c.errors,
+                                                   py::arg("fallback_allowed") = c.fallback_allowed,
+                                                   py::arg("fallback_denied") = c.fallback_denied);
                                })
         .def("__len__", [](Store& s) { return released([&] { return s.size(); }); })
         .def("purge_expired",
