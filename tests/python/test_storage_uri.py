@@ -269,7 +269,7 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
         ("sqlite://./rl.db", "the SQLite path './rl.db' is relative"),
         ("sqlite://:memory:?timeout=1&busy_timeout=2", "give timeout or busy_timeout, not both"),
         ("sqlite://:memory:?wal_mode=maybe", "wal_mode must be true or false, got 'maybe'"),
-        ("sqlite://:memory:?on_error=allow", "on_error must be 'raise' for SQLiteBackend"),
+        ("sqlite://:memory:?on_error=ignore", "on_error must be 'raise', 'allow' or 'deny'"),
         ("sqlite://:memory:?max_keys=3", "unknown option 'max_keys'"),
         ("redis://", "has no host"),
         ("redis://:6379/0", "has no host"),
