@@ -33,20 +33,6 @@ def admitted(backend: Any, n: int, *, limit: int = 5, clock: Any = None) -> int:
     return sum(limiter.is_allowed("k").allowed for _ in range(n))
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    c = server.client()
-    c.flushall()
-    yield c
-    c.close()
-
-
 # --- memory -----------------------------------------------------------------------------
 
 
