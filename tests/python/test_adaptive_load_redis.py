@@ -27,7 +27,8 @@ LIMIT, WINDOW = 10, 10.0  # refill 1/s; the adaptive window defaults to 5 * wind
 START = 1_712_345_678.125  # epoch-scale, as time.time() reads
 
 # (seconds to advance, key or keys, cost, op): op "take" is is_allowed, "peek" is peek,
-# "many" is is_allowed_many (which decides one key at a time under an aggregate load).
+# "many" is is_allowed_many / is_allowed_many_async (one key at a time under an aggregate
+# load: each decision moves the load the next one reads).
 Step = tuple[float, Union[str, list[str]], int, str]
 
 
@@ -79,11 +80,15 @@ async def _replay_async(limiter: AdaptiveRateLimiter, clock: FakeClock,
     out: list[tuple[Any, ...]] = []
     for dt, key, cost, op in _trace(peeks):
         clock.advance(dt)
-        keys = key if isinstance(key, list) else [key]
-        for k in keys:  # the async API has no batch call: the same decisions one by one
-            result = await (limiter.peek_async(k) if op == "peek"
-                            else limiter.is_allowed_async(k, cost))
-            out.append(_view(result))
+        if op == "many":
+            assert isinstance(key, list)
+            out += [_view(r) for r in await limiter.is_allowed_many_async(key, cost)]
+        elif op == "peek":
+            assert isinstance(key, str)
+            out.append(_view(await limiter.peek_async(key)))
+        else:
+            assert isinstance(key, str)
+            out.append(_view(await limiter.is_allowed_async(key, cost)))
     return out
 
 
