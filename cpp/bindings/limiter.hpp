@@ -178,8 +178,10 @@ public:
         RedisStore::append_step_params<Algo>(args, params, aggregate_.measure(params, now));
         py::list argv;
         for (const std::string& arg : args) argv.append(py::bytes(arg));
+        // The last item is what redis_result records in the aggregate load: a peek admits
+        // nothing, so it hands back 0 (the script itself was asked about cost 1).
         return py::make_tuple(Algo::name, std::string(full_key(k)), argv, params.limit, window,
-                              now, cost);
+                              now, peek ? std::int64_t{0} : cost);
     }
 
     py::object redis_result(py::handle key, const std::vector<std::string>& reply,

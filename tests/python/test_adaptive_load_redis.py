@@ -159,9 +159,5 @@ def test_async_redis_backend_decides_like_memory(server: RedisServer) -> None:
     assert _async_replay(server, peeks=False) == _on_memory(peeks=False, load_capacity=1.0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the async Redis path counts a peek as an admission in the aggregate load: "
-    "redis_result (cpp/bindings/limiter.hpp) records every allowed reply, and redis_call "
-    "hands back cost 1 for a peek"))
 def test_async_redis_peeks_do_not_load_the_service(server: RedisServer) -> None:
     assert _async_replay(server, peeks=True) == _on_memory(load_capacity=1.0)
