@@ -405,7 +405,9 @@ void register_redis_store(py::module_& m) {
                                    d["errors"] = c.errors;
                                    d["fallback_allowed"] = c.fallback_allowed;
                                    d["fallback_denied"] = c.fallback_denied;
-                                   return c.has_cache ? cache_counters(c.cache, d) : d;
+                                   // With a rejection cache, its counters too.
+                                   const auto& cache = s.rejection_cache();
+                                   return cache ? cache_counters(cache->counters(), d) : d;
                                })
         .def_property_readonly("key_prefix", &RedisStore::key_prefix)
         .def_property_readonly("use_server_time", &RedisStore::use_server_time)

@@ -118,7 +118,8 @@ void RedisStore::append_params(std::vector<std::string>& args, const Gcra::Param
     append_number(args, p.interval);
     append_number(args, p.tau);
 }
-void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::Params& p) {
+void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::Params& p,
+                               const Adaptive::StepInput& external_load) {
     append_number(args, static_cast<double>(p.limit));
     append_number(args, p.window);
     append_number(args, p.burst_multiplier);
@@ -128,10 +129,10 @@ void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::P
     append_number(args, p.penalty);
     append_number(args, p.rate);
     append_number(args, p.max_burst);
-    if (std::isnan(p.external_load)) {
-        args.emplace_back();  // '' → the script measures the key's own load
+    if (external_load) {
+        append_number(args, *external_load);
     } else {
-        append_number(args, p.external_load);
+        args.emplace_back();  // '' → the script measures the key's own load
     }
 }
 
@@ -349,20 +350,11 @@ bool RedisStore::decide_multi(AlgorithmId algorithm, const std::vector<std::stri
     }
 }
 
-// What on_error answers: "allow" admits with nothing known about the quota; "deny" rejects
-// with a short retry (the outage's length is unknown, and inf would mean "never").
+// What on_error answers (store/on_error.hpp), counted.
 Decision RedisStore::fallback(const BackendError& /*error*/) {
-    Decision d;
-    d.fallback = true;
-    if (on_error_ == OnError::allow) {
-        d.allowed = true;
-        fallback_allowed_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        d.retry_after = 1.0;
-        d.reset_after = 1.0;
-        fallback_denied_.fetch_add(1, std::memory_order_relaxed);
-    }
-    return d;
+    (on_error_ == OnError::allow ? fallback_allowed_ : fallback_denied_)
+        .fetch_add(1, std::memory_order_relaxed);
+    return fallback_decision(on_error_);
 }
 
 bool RedisStore::erase_key(const std::string& key) {
@@ -400,10 +392,6 @@ RedisCounters RedisStore::counters() const {
     c.errors = errors_.load(std::memory_order_relaxed);
     c.fallback_allowed = fallback_allowed_.load(std::memory_order_relaxed);
     c.fallback_denied = fallback_denied_.load(std::memory_order_relaxed);
-    if (rejection_cache_) {
-        c.has_cache = true;
-        c.cache = rejection_cache_->counters();
-    }
     return c;
 }
 

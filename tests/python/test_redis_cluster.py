@@ -6,9 +6,7 @@ redis+cluster:// URL, and the bad-input cases (non-cluster node, CLUSTERDOWN, cr
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,24 +29,12 @@ BY_NAME = {cls.__name__: cls for cls in ALL_LIMITERS}
 NAMES = list(BY_NAME)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    with RedisCluster() as c:
-        yield c
-
-
 @pytest.fixture
 def client(cluster: RedisCluster) -> Any:
     c = cluster.client()
     c.flushall()
     yield c
     c.close()
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Any:
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
 
 
 def fixed_clock() -> float:

@@ -24,19 +24,7 @@ from ratelimiter.exceptions import ConfigurationError
 REQUESTS = 10_000
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    c = server.client()
-    c.flushall()
-    c.config_resetstat()
-    yield c
-    c.close()
+# `server` and `client` are the shared fixtures of redis_server.py (via conftest.py).
 
 
 class ClientRedis(redis.Redis):  # type: ignore[type-arg]
@@ -255,6 +243,22 @@ def test_batches_use_the_cache(client: Any, server: RedisServer) -> None:
     second = limiter.is_allowed_many(["a", "b", "c"])
     assert [r.allowed for r in second] == [False, False, True]
     assert [r.metadata.get("cached") for r in second] == [True, None, None]
+
+
+def test_async_batches_use_the_cache(client: Any, server: RedisServer) -> None:
+    async def run() -> tuple[list[Any], list[Any], dict[str, int]]:
+        backend = AsyncRedisBackend(redis.asyncio.Redis(port=server.port), cache_rejections=True)
+        limiter = ratelimiter.FixedWindowRateLimiter(backend, 1, 3600)
+        first = await limiter.is_allowed_many_async(["a", "b", "a"])
+        second = await limiter.is_allowed_many_async(["a", "b", "c"])
+        await backend.close()
+        return first, second, backend.counters
+
+    first, second, counters = asyncio.run(run())
+    assert [r.allowed for r in first] == [True, True, False]
+    assert [r.allowed for r in second] == [False, False, True]
+    assert [r.metadata.get("cached") for r in second] == [True, None, None]
+    assert counters["cache_hits"] == 1 and script_calls(client) == 5
 
 
 def test_multi_limit_decisions_bypass_the_cache(client: Any, server: RedisServer) -> None:

@@ -33,20 +33,6 @@ def admitted(backend: Any, n: int, *, limit: int = 5, clock: Any = None) -> int:
     return sum(limiter.is_allowed("k").allowed for _ in range(n))
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    c = server.client()
-    c.flushall()
-    yield c
-    c.close()
-
-
 # --- memory -----------------------------------------------------------------------------
 
 
@@ -269,7 +255,7 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
         ("sqlite://./rl.db", "the SQLite path './rl.db' is relative"),
         ("sqlite://:memory:?timeout=1&busy_timeout=2", "give timeout or busy_timeout, not both"),
         ("sqlite://:memory:?wal_mode=maybe", "wal_mode must be true or false, got 'maybe'"),
-        ("sqlite://:memory:?on_error=allow", "on_error must be 'raise' for SQLiteBackend"),
+        ("sqlite://:memory:?on_error=ignore", "on_error must be 'raise', 'allow' or 'deny'"),
         ("sqlite://:memory:?max_keys=3", "unknown option 'max_keys'"),
         ("redis://", "has no host"),
         ("redis://:6379/0", "has no host"),

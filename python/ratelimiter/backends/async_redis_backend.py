@@ -149,6 +149,100 @@ class AsyncRedisBackend:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
         return await self._bounded(self._evalsha(multi_scripts(), algorithm, keys, args))
 
+    async def run_script_many(self, algorithm: str,
+                              calls: Sequence[tuple[Sequence[str], Sequence[Any]]], *,
+                              multi: bool = False) -> list[Any]:
+        """``algorithm``'s script once per ``(keys, args)`` call, all in one pipeline
+        (``transaction=False``): one round trip on a ``redis.asyncio.Redis``; on a
+        ``redis.asyncio.cluster.RedisCluster`` its pipeline groups the calls by node and
+        sends every node's group at once. ``multi`` picks the multi-limit scripts.
+
+        Returns one item per call: its raw reply, or the ``BackendError`` that call got (a
+        script error on one key does not cost the others their decision). A failure of the
+        batch as a whole (timeout, connection) raises ``BackendError`` after at most
+        ``timeout`` seconds, counted once per call as RedisBackend counts its batches.
+        """
+        scripts = multi_scripts() if multi else single_scripts()
+        if algorithm not in scripts.sources:
+            raise ConfigurationError(f"unknown algorithm {algorithm!r}")
+        if not calls:
+            return []
+        if self._rejections is not None and not multi:
+            return await self._run_many_cached(self._rejections, scripts, algorithm, calls)
+        try:
+            replies = await self._bounded(self._evalsha_many(scripts, algorithm, calls))
+        except BackendError:
+            self._errors += len(calls) - 1  # _bounded counted one
+            raise
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        self._errors += len(failed)
+        return [translate(reply) if isinstance(reply, Exception) else reply
+                for reply in replies]
+
+    async def _run_many_cached(self, cache: Any, scripts: Scripts, algorithm: str,
+                               calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+                               ) -> list[Any]:
+        """run_script_many with the rejection cache: known rejections are answered here
+        (as run_script does), the other calls go to Redis in one pipeline."""
+        sent = cache.monotonic()
+        out: list[Any] = [None] * len(calls)
+        pending: list[tuple[int, int]] = []  # (call index, ticket) of calls sent to Redis
+        for i, (keys, args) in enumerate(calls):
+            ticket = cache.ticket(keys[0])
+            out[i] = cache.lookup(keys[0], algorithm, args, sent)
+            if out[i] is None:
+                pending.append((i, ticket))
+        if not pending:
+            return out
+        try:
+            replies = await self._bounded(
+                self._evalsha_many(scripts, algorithm, [calls[i] for i, _ in pending]))
+        except BackendError:
+            self._errors += len(pending) - 1  # _bounded counted one
+            raise
+        for (i, ticket), reply in zip(pending, replies):
+            if isinstance(reply, Exception):
+                self._errors += 1
+                out[i] = translate(reply)
+            else:
+                keys, args = calls[i]
+                cache.record(keys[0], algorithm, args, reply, sent, ticket)
+                out[i] = reply
+        return out
+
+    async def _evalsha_many(self, scripts: Scripts, algorithm: str,
+                            calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        sha, source = scripts.shas[algorithm], scripts.sources[algorithm]
+        if not hasattr(self.client, "pipeline"):  # a client without pipelines: call by call
+            return [await self._evalsha_or_error(scripts, algorithm, keys, args)
+                    for keys, args in calls]
+        replies = await self._pipelined(
+            [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
+        missing = [i for i, reply in enumerate(replies)
+                   if isinstance(reply, Exception) and is_noscript(reply)]
+        if missing:  # a node's script cache was flushed: EVAL loads it again, once
+            again = await self._pipelined(
+                [("EVAL", source, len(calls[i][0]), *calls[i][0], *calls[i][1])
+                 for i in missing])
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        return replies
+
+    async def _pipelined(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        # execute_command: RedisCluster's pipeline has no evalsha(), yet routes a queued
+        # EVALSHA by its key's slot like any other keyed command.
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _evalsha_or_error(self, scripts: Scripts, algorithm: str, keys: Sequence[str],
+                                args: Sequence[Any]) -> Any:
+        try:
+            return await self._evalsha(scripts, algorithm, keys, args)
+        except Exception as exc:
+            return exc
+
     async def _evalsha(self, scripts: Scripts, algorithm: str, keys: Sequence[str],
                        args: Sequence[Any]) -> Any:
         try:

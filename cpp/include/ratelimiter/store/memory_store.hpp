@@ -41,18 +41,22 @@ public:
     MemoryStore& operator=(const MemoryStore&) = delete;
 
     // Runs one step of Algo on `key` atomically. `key` must already include any prefix.
+    // `input`: the algorithm's per-call input, if it takes one (common.hpp StepInputOf).
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op);
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {});
     // The same, for a key already held in a std::string (skips copying it for the lookup).
     template <class Algo>
     Decision apply(const std::string& key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op);
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {});
     // String literals would match both overloads above.
     template <class Algo>
     Decision apply(const char* key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op) {
-        return apply<Algo>(std::string_view(key), now, cost, params, op);
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {}) {
+        return apply<Algo>(std::string_view(key), now, cost, params, op, input);
     }
 
     // Forgets `key` for Algo. Returns whether it existed.
@@ -132,20 +136,23 @@ inline std::string& scratch_key(std::string_view key) {
 
 template <class Algo>
 Decision MemoryStore::apply(std::string_view key, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op) {
-    return apply<Algo>(scratch_key(key), now, cost, params, op);
+                            const typename Algo::Params& params, Operation op,
+                            const StepInputOf<Algo>& input) {
+    return apply<Algo>(scratch_key(key), now, cost, params, op, input);
 }
 
 template <class Algo>
 Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op) {
+                            const typename Algo::Params& params, Operation op,
+                            const StepInputOf<Algo>& input) {
     Shard& shard = shard_for(lookup);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     auto it = table.find(lookup);
     if (it != table.end()) {
         return apply_step<Algo>(it->second.state, now, cost, params, op,
-                                [&](const auto&, double fresh_at) { it->second.fresh_at = fresh_at; });
+                                [&](const auto&, double fresh_at) { it->second.fresh_at = fresh_at; },
+                                input);
     }
     auto state = Algo::fresh(now, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
@@ -153,7 +160,7 @@ Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t 
         make_room<Algo>(shard, now);
         table.emplace(lookup, Entry<Algo>{std::move(state), fresh_at});
         ++shard.size;
-    });
+    }, input);
 }
 
 template <class Algo>

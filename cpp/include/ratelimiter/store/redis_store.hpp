@@ -29,12 +29,12 @@
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/multi.hpp"
+#include "ratelimiter/store/on_error.hpp"
 #include "ratelimiter/store/operation.hpp"
 #include "ratelimiter/store/rejection_cache.hpp"
 
 namespace ratelimiter {
 
-enum class OnError { raise, allow, deny };
 
 // Where to connect and how long to wait.
 struct RedisOptions {
@@ -102,13 +102,7 @@ public:
 };
 
 // Counts of decisions made by the on_error policy instead of by Redis.
-struct RedisCounters {
-    std::uint64_t errors = 0;            // failed attempts to get a decision (any policy)
-    std::uint64_t fallback_allowed = 0;  // decisions answered "allowed" by on_error="allow"
-    std::uint64_t fallback_denied = 0;   // decisions answered "denied" by on_error="deny"
-    bool has_cache = false;              // a rejection cache is set: the fields below count
-    RejectionCacheCounters cache;
-};
+using RedisCounters = FallbackCounters;
 
 class RedisStore {
 public:
@@ -128,12 +122,13 @@ public:
     // EVALSHA. `now` is used only in client-clock mode (use_server_time == false).
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op) {
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {}) {
         std::vector<std::string> args;
         args.reserve(16);
         append_call_args(args, use_server_time_, now, op == Operation::peek ? 1 : cost, op,
                          transport_->binary_replies());
-        append_params(args, params);
+        append_step_params<Algo>(args, params, input);
         return decide(Algo::id, key, args);
     }
 
@@ -229,8 +224,22 @@ public:
                               const SlidingWindowCounter::Params& p);
     static void append_params(std::vector<std::string>& args, const TokenBucket::Params& p);
     static void append_params(std::vector<std::string>& args, const LeakyBucket::Params& p);
-    static void append_params(std::vector<std::string>& args, const Adaptive::Params& p);
+    // The adaptive script's last argument is the per-call load ('' = the key's own sensor).
+    static void append_params(std::vector<std::string>& args, const Adaptive::Params& p,
+                              const Adaptive::StepInput& external_load = std::nullopt);
     static void append_params(std::vector<std::string>& args, const Gcra::Params& p);
+    // append_params with the algorithm's per-call input, for an algorithm that takes one.
+    template <class Algo>
+    static void append_step_params(std::vector<std::string>& args,
+                                   const typename Algo::Params& p,
+                                   const StepInputOf<Algo>& input) {
+        if constexpr (kTakesStepInput<Algo>) {
+            append_params(args, p, input);
+        } else {
+            (void)input;
+            append_params(args, p);
+        }
+    }
     // Decodes a script reply (binary or text); throws BackendError on anything malformed.
     static Decision parse_reply(AlgorithmId algorithm, const std::vector<std::string>& reply);
     // A rejection cache's answer in reply form, for front ends that read every answer with
