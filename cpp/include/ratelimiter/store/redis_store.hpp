@@ -8,7 +8,13 @@
 // a Decision with `fallback` set (allowed or not), counted in counters(). Any failure to
 // obtain a decision (unreachable, timeout, server error) is handled by the policy.
 //
-// Thread-safety: every public method may be called from any thread concurrently.
+// Rejection cache (optional, set_rejection_cache): rejections Redis gave are remembered until
+// the key could next admit that cost, and further such requests are answered locally
+// (store/rejection_cache.hpp). Single-key decisions and batches use it; multi-limit
+// decisions (apply_multi) bypass it.
+//
+// Thread-safety: every public method may be called from any thread concurrently, except
+// set_rejection_cache (once, before the store is shared).
 #pragma once
 
 #include <atomic>
@@ -25,6 +31,7 @@
 #include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/on_error.hpp"
 #include "ratelimiter/store/operation.hpp"
+#include "ratelimiter/store/rejection_cache.hpp"
 
 namespace ratelimiter {
 
@@ -196,6 +203,12 @@ public:
     void close();
 
     RedisCounters counters() const;
+    // Answer known rejections locally (nullptr: every decision is a round trip). Call once,
+    // before the store is shared between threads.
+    void set_rejection_cache(std::shared_ptr<RejectionCache> cache) {
+        rejection_cache_ = std::move(cache);
+    }
+    const std::shared_ptr<RejectionCache>& rejection_cache() const { return rejection_cache_; }
     const std::string& key_prefix() const { return key_prefix_; }
     bool use_server_time() const { return use_server_time_; }
     OnError on_error() const { return on_error_; }
@@ -229,6 +242,11 @@ public:
     }
     // Decodes a script reply (binary or text); throws BackendError on anything malformed.
     static Decision parse_reply(AlgorithmId algorithm, const std::vector<std::string>& reply);
+    // A rejection cache's answer in reply form, for front ends that read every answer with
+    // parse_reply (the asyncio backend): the text fields, then kCachedReplyMarker, which no
+    // script sends; parse_reply sets Decision::cached for it.
+    static std::vector<std::string> cached_reply(AlgorithmId algorithm, const Decision& d);
+    static constexpr const char* kCachedReplyMarker = "cached";
 
 private:
     Decision decide(AlgorithmId algorithm, std::string_view key,
@@ -247,6 +265,7 @@ private:
     std::atomic<std::uint64_t> errors_{0};
     std::atomic<std::uint64_t> fallback_allowed_{0};
     std::atomic<std::uint64_t> fallback_denied_{0};
+    std::shared_ptr<RejectionCache> rejection_cache_;
 };
 
 }  // namespace ratelimiter
