@@ -109,6 +109,19 @@ def test_redis_tcp_db_and_options(server: RedisServer, client: Any) -> None:
     assert server.client(db=3).keys() == [b"app:{k}:fixed_window"]
 
 
+def test_redis_rejection_cache_options(server: RedisServer) -> None:
+    backend = backend_from_uri(
+        f"redis://127.0.0.1:{server.port}?cache_rejections=true&rejection_cache_size=50"
+        "&use_server_time=false")
+    assert isinstance(backend, RedisBackend)
+    limiter = FixedWindowRateLimiter(backend, 5, 60.0, clock=FakeClock())
+    assert [limiter.is_allowed("uri-cache").allowed for _ in range(8)] == [True] * 5 + [False] * 3
+    # The first rejection went to Redis; the next two were answered from the cache.
+    assert backend.counters["cache_hits"] == 2
+    plain = backend_from_uri(f"redis://127.0.0.1:{server.port}")
+    assert "cache_hits" not in plain.counters
+
+
 def test_redis_db_as_query_option(server: RedisServer, client: Any) -> None:
     backend = backend_from_uri(f"redis://127.0.0.1:{server.port}?db=4&use_server_time=no")
     assert admitted(backend, 6) == 5
@@ -271,8 +284,13 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
         ("redis://127.0.0.1?on_error=ignore", "on_error must be 'raise', 'allow' or 'deny'"),
         ("redis://127.0.0.1?ssl_cert_reqs=none", "unknown option 'ssl_cert_reqs'"),
         ("redis://127.0.0.1?socket_timeout=1", "unknown option 'socket_timeout' (known: "
-                                                "connect_timeout, db, key_prefix, on_error, "
-                                                "password, timeout, use_server_time)"),
+                                                "cache_rejections, connect_timeout, db, "
+                                                "key_prefix, on_error, password, "
+                                                "rejection_cache_size, timeout, "
+                                                "use_server_time)"),
+        ("redis://127.0.0.1?cache_rejections=maybe", "cache_rejections must be true or false"),
+        ("redis://127.0.0.1?rejection_cache_size=0",
+         "rejection_cache_size must be a positive integer"),
         ("unix://", "unix:// needs a socket path"),
         ("unix://redis.sock", "unix:// takes an absolute socket path"),
         ("unix:///tmp/r.sock?db=x", "db must be a non-negative integer, got 'x'"),
