@@ -6,10 +6,9 @@
 
 function(ratelimiter_build_info target)
   string(TOUPPER "${CMAKE_BUILD_TYPE}" build_type_upper)
-  string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}}" flags)
-  # pybind11_add_module adds -flto itself unless CMAKE_INTERPROCEDURAL_OPTIMIZATION is set.
-  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION OR (NOT DEFINED CMAKE_INTERPROCEDURAL_OPTIMIZATION
-                                            AND build_type_upper MATCHES "^(RELEASE|MINSIZEREL)$"))
+  list(JOIN RATELIMITER_LTO_COMPILE " " lto)  # our LTO flags (CMakeLists.txt)
+  string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}} ${lto}" flags)
+  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION)  # CMake's own IPO, asked for on the command line
     string(APPEND flags " -flto")
   endif()
   if(RATELIMITER_HAVE_HIREDIS)
