@@ -6,9 +6,12 @@
 
 function(ratelimiter_build_info target)
   string(TOUPPER "${CMAKE_BUILD_TYPE}" build_type_upper)
-  list(JOIN RATELIMITER_LTO_COMPILE " " lto)  # our LTO flags (CMakeLists.txt)
+  list(JOIN RATELIMITER_LTO_COMPILE " " lto)  # GCC: our LTO flags (CMakeLists.txt)
   string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}} ${lto}" flags)
-  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION)  # CMake's own IPO, asked for on the command line
+  # CMake's own IPO when asked for; otherwise, for other compilers, pybind11_add_module adds
+  # -flto itself in release builds.
+  if(CMAKE_INTERPROCEDURAL_OPTIMIZATION OR (NOT DEFINED CMAKE_INTERPROCEDURAL_OPTIMIZATION
+                                            AND build_type_upper MATCHES "^(RELEASE|MINSIZEREL)$"))
     string(APPEND flags " -flto")
   endif()
   if(RATELIMITER_HAVE_HIREDIS)
