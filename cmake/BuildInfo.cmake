@@ -6,8 +6,10 @@
 
 function(ratelimiter_build_info target)
   string(TOUPPER "${CMAKE_BUILD_TYPE}" build_type_upper)
-  string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}}" flags)
-  # pybind11_add_module adds -flto itself unless CMAKE_INTERPROCEDURAL_OPTIMIZATION is set.
+  list(JOIN RATELIMITER_LTO_COMPILE " " lto)  # GCC: our LTO flags (CMakeLists.txt)
+  string(STRIP "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${build_type_upper}} ${lto}" flags)
+  # CMake's own IPO when asked for; otherwise, for other compilers, pybind11_add_module adds
+  # -flto itself in release builds.
   if(CMAKE_INTERPROCEDURAL_OPTIMIZATION OR (NOT DEFINED CMAKE_INTERPROCEDURAL_OPTIMIZATION
                                             AND build_type_upper MATCHES "^(RELEASE|MINSIZEREL)$"))
     string(APPEND flags " -flto")

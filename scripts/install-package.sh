@@ -25,7 +25,10 @@ fi
 python3 -m pip install -q --disable-pip-version-check "scikit-build-core>=0.10" "pybind11>=2.12"
 target="."
 [ -n "$extras" ] && target=".[$extras]"
-python3 -m pip install -q --disable-pip-version-check --no-build-isolation "$target"
+# --no-warn-conflicts: pip would otherwise check every installed distribution's requirements
+# after the build (0.8 s CPU of a 2.7 s no-op reinstall in a venv over the system packages).
+python3 -m pip install -q --disable-pip-version-check --no-build-isolation --no-warn-conflicts \
+    "$target"
 if [ -n "$digest" ]; then
     mkdir -p build && echo "$digest" > "$stamp"
 fi

@@ -3,7 +3,8 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-packages=(g++ cmake pkg-config libhiredis-dev libsqlite3-dev catch2 redis-server openssl)
+# make: GCC runs the extension's parallel LTO link jobs through it (CMakeLists.txt).
+packages=(g++ make cmake pkg-config libhiredis-dev libsqlite3-dev catch2 redis-server openssl)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
