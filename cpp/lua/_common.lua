@@ -162,13 +162,15 @@ local function fmt(x)
     return string.format('%.17g', x)
 end
 
--- Builds the reply; `meta` is a list of numbers.
+-- Builds the reply; `meta` is a list of numbers. The binary form packs straight from the
+-- arguments (no intermediate table: this runs once per decision).
 local function reply(allowed, insufficient, remaining, reset_after, retry_after, meta)
-    local out = { allowed and 1 or 0, insufficient and 1 or 0, remaining, reset_after,
-                  retry_after }
-    for i = 1, #meta do out[#out + 1] = meta[i] end
-    if ARGV[4] == 'b' then return pack(rep('<d', #out), unpack(out)) end
-    for i = 1, #out do out[i] = fmt(out[i]) end
+    local a, i, m = allowed and 1 or 0, insufficient and 1 or 0, #meta
+    if ARGV[4] == 'b' then
+        return pack(rep('<d', 5 + m), a, i, remaining, reset_after, retry_after, unpack(meta, 1, m))
+    end
+    local out = { fmt(a), fmt(i), fmt(remaining), fmt(reset_after), fmt(retry_after) }
+    for j = 1, m do out[5 + j] = fmt(meta[j]) end
     return out
 end
 

@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -132,6 +133,9 @@ HiredisTransport::Connection HiredisTransport::connect() {
     if (options_.db != 0) setup.push_back({"SELECT", std::to_string(options_.db)});
     for (const auto& script : lua::kScripts) setup.push_back({"SCRIPT", "LOAD", script.source});
     for (const auto& script : lua::kMultiScripts) {
+        setup.push_back({"SCRIPT", "LOAD", script.source});
+    }
+    for (const auto& script : lua::kBatchScripts) {
         setup.push_back({"SCRIPT", "LOAD", script.source});
     }
     for (const auto& cmd : setup) {
@@ -327,7 +331,7 @@ std::vector<std::string> HiredisTransport::script_fields(const lua::Script& scri
 // afterwards: hiredis writes the buffer on the first redisGetReply, so the whole batch costs
 // one round trip (Redis answers pipelined commands in order). NOSCRIPT replies (a flushed
 // script cache) are retried as EVAL of the source, again pipelined.
-std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
+std::vector<ScriptReply> HiredisTransport::eval_each(AlgorithmId algorithm,
                                                      const std::vector<std::string>& keys,
                                                      const std::vector<std::string>& args) {
     const lua::Script& script = lua::script(algorithm);
@@ -378,6 +382,101 @@ std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
             out[i].error = reply_text(replies[i].get());
         } else {
             out[i].fields = script_fields(script, replies[i].get());
+        }
+    }
+    return out;
+}
+
+// One Redis (not a cluster node, whose keys may span slots): the batch script
+// (cpp/lua/batch/_driver.lua) decides up to kBatchKeys keys per call, so the fixed toll of a
+// script call (dispatch, the prelude, TIME) is paid once per chunk instead of once per key.
+// Chunks keep each call short (a script blocks the server while it runs). Every chunk is
+// pipelined, as in eval_each: one round trip; a NOSCRIPT chunk ran nothing and is sent
+// again as EVAL of the source. A chunk's error reply (nothing of it decided, or the server
+// failed it as a whole) fails each of its keys; a key's own error fails only that key.
+std::vector<ScriptReply> HiredisTransport::eval_many(AlgorithmId algorithm,
+                                                     const std::vector<std::string>& keys,
+                                                     const std::vector<std::string>& args) {
+    const lua::Script& script = lua::batch_script(algorithm);
+    const std::size_t chunks = (keys.size() + kBatchKeys - 1) / kBatchKeys;
+    std::vector<Reply> replies(chunks);
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lengths;
+    argv.reserve(3 + kBatchKeys + args.size());
+    lengths.reserve(3 + kBatchKeys + args.size());
+    Lease lease = acquire();
+    redisContext* c = lease.connection.get();
+    const auto send = [&](std::size_t chunk, bool with_source) {
+        const std::size_t begin = chunk * kBatchKeys;
+        const std::size_t end = std::min(keys.size(), begin + kBatchKeys);
+        const std::string numkeys = std::to_string(end - begin);
+        argv.clear();
+        lengths.clear();
+        const auto push = [&](const char* data, std::size_t size) {
+            argv.push_back(data);
+            lengths.push_back(size);
+        };
+        if (with_source) {
+            push("EVAL", 4);
+            push(script.source, std::strlen(script.source));
+        } else {
+            push("EVALSHA", 7);
+            push(script.sha1, std::strlen(script.sha1));
+        }
+        push(numkeys.data(), numkeys.size());
+        for (std::size_t i = begin; i < end; ++i) push(keys[i].data(), keys[i].size());
+        for (const auto& a : args) push(a.data(), a.size());
+        // hiredis formats the command into its output buffer here: argv may change after.
+        if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(),
+                                   lengths.data()) != REDIS_OK) {
+            throw_io_error(c, argv[0]);
+        }
+    };
+    const auto read = [&](std::size_t chunk) {
+        void* raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw_io_error(c, "EVALSHA");
+        replies[chunk] = Reply(static_cast<redisReply*>(raw));
+    };
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) send(chunk, false);
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) read(chunk);
+    std::vector<std::size_t> missing;
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+        if (is_error(replies[chunk].get()) &&
+            std::strncmp(replies[chunk]->str, "NOSCRIPT", 8) == 0) {
+            missing.push_back(chunk);
+        }
+    }
+    for (std::size_t chunk : missing) send(chunk, true);
+    for (std::size_t chunk : missing) read(chunk);
+    give_back(std::move(lease));
+
+    std::vector<ScriptReply> out(keys.size());
+    for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+        const redisReply* r = replies[chunk].get();
+        const std::size_t begin = chunk * kBatchKeys;
+        const std::size_t n = std::min(keys.size(), begin + kBatchKeys) - begin;
+        std::string chunk_error;
+        if (is_error(r)) {
+            chunk_error = reply_text(r);
+        } else if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+            chunk_error = "the batch script returned a reply of unexpected shape";
+        }
+        for (std::size_t j = 0; j < n; ++j) {
+            ScriptReply& o = out[begin + j];
+            if (!chunk_error.empty()) {
+                o.error = chunk_error;
+                continue;
+            }
+            const redisReply* e = r->element[j];
+            if (is_error(e)) {
+                o.error = reply_text(e);
+                continue;
+            }
+            try {
+                o.fields = script_fields(script, e);
+            } catch (const BackendError& err) {
+                o.error = err.what();
+            }
         }
     }
     return out;
