@@ -161,6 +161,7 @@ HiredisTransport::Connection HiredisTransport::connect() {
                                reply_text(reply.get()));
         }
     }
+    load_library(c.get());
     return c;
 }
 
@@ -205,6 +206,26 @@ void HiredisTransport::close() {
         closing.swap(idle_);
     }
 }
+
+// Redis >= 7 Functions: the library's helpers are built once, at its first call, where a
+// script rebuilds its whole prelude on every call (measured: a token-bucket decision costs
+// ~20% less inside Redis; bench/bench_redis_script.py). The library is persisted and
+// replicated with the data, unlike the script cache.
+void HiredisTransport::load_library(redisContext* c) {
+    const Reply reply = round_trip(c, {"FUNCTION", "LOAD", lua::kLibrary},
+                                   {8, 4, std::strlen(lua::kLibrary)});
+    const bool loaded =
+        !is_error(reply.get()) || std::strstr(reply->str, "already exists") != nullptr;
+    functions_.store(loaded, std::memory_order_relaxed);
+}
+
+namespace {
+// FCALL of a function the server does not have (FUNCTION FLUSH, a restart without
+// persistence, a replica promoted before the library reached it).
+bool is_function_missing(const redisReply* r) {
+    return r != nullptr && is_error(r) && std::strstr(r->str, "Function not found") != nullptr;
+}
+}  // namespace
 
 std::vector<std::string> HiredisTransport::eval(AlgorithmId algorithm, const std::string& key,
                                                 const std::vector<std::string>& args) {
@@ -265,7 +286,28 @@ std::vector<std::string> HiredisTransport::run_script_routed(const lua::Script& 
     for (const auto& a : args) push(a.data(), a.size());
 
     Lease lease = acquire();
-    Reply reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+    Reply reply;
+    const char* function =
+        functions_.load(std::memory_order_relaxed) ? lua::function_of(script) : nullptr;
+    if (function != nullptr) {
+        argv[0] = "FCALL";
+        lengths[0] = 5;
+        argv[1] = function;
+        lengths[1] = std::strlen(function);
+        reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+        if (is_function_missing(reply.get())) {
+            load_library(lease.connection.get());  // nothing ran: load it again, retry once
+            reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+        }
+        if (is_function_missing(reply.get())) reply.reset();  // then the script, below
+    }
+    if (!reply) {
+        argv[0] = "EVALSHA";
+        lengths[0] = 7;
+        argv[1] = script.sha1;
+        lengths[1] = std::strlen(script.sha1);
+        reply = round_trip_asking(lease.connection.get(), asking, argv, lengths);
+    }
     if (is_error(reply.get()) && std::strncmp(reply->str, "NOSCRIPT", 8) == 0) {
         // Script cache flushed (SCRIPT FLUSH): EVAL runs the source and caches it again in
         // the same round trip, so a flush racing with us cannot make the retry fail too.

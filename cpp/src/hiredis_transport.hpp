@@ -2,6 +2,7 @@
 // Private to the core (RedisStore's default transport).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -79,6 +80,9 @@ private:
     // The fields of a script's (non-error) reply: one binary string or a list of strings.
     static std::vector<std::string> script_fields(const lua::Script& script,
                                                   const redisReply* reply);
+    // FUNCTION LOAD of lua::kLibrary on `c` (one round trip); sets functions_: true if the
+    // library is there now (loaded, or "already exists"), false on any other reply.
+    void load_library(redisContext* c);
     Lease acquire();
     void give_back(Lease lease);
     Connection connect();
@@ -92,6 +96,10 @@ private:
     std::string address() const;
 
     RedisOptions options_;
+    // Whether single-key decisions are FCALLs of the function library (Redis >= 7, Valkey)
+    // rather than EVALSHA of scripts: set by every connect (an older server, or an ACL
+    // without FUNCTION, leaves scripts in use).
+    std::atomic<bool> functions_{false};
     std::mutex mutex_;
     std::vector<Connection> idle_;
     std::uint64_t generation_ = 0;  // bumped by close(): older leases are not pooled again

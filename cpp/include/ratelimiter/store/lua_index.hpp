@@ -57,6 +57,14 @@ inline const Script& script(AlgorithmId id) {
 inline const Script& multi_script(AlgorithmId id) {
     return kMultiScripts[kMultiScriptIndex[static_cast<std::size_t>(id)]];
 }
+// The FCALL name of a single-key script in the function library (kScripts[i] is
+// kFunctions[i]); nullptr for any other script (multi-limit and batch scripts stay scripts).
+inline const char* function_of(const Script& s) {
+    for (std::size_t i = 0; i < kScripts.size(); ++i) {
+        if (&kScripts[i] == &s) return kFunctions[i];
+    }
+    return nullptr;
+}
 // The batch script of an algorithm (many keys of one Redis, cpp/lua/batch/_driver.lua).
 inline const Script& batch_script(AlgorithmId id) {
     return kBatchScripts[kBatchScriptIndex[static_cast<std::size_t>(id)]];
