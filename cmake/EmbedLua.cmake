@@ -9,8 +9,8 @@
 #                  unchanged as `limit_step(KEYS, ARGV, now, cost, consume)` (with `call`,
 #                  `store_state` and `reply` shadowed by _wrap.lua), then multi/_driver.lua.
 #   kBatchScripts  many keys, one limit (is_allowed_many on one Redis): _common.lua, the
-#                  included helpers, <name>.lua wrapped unchanged as `step(KEYS)`, then
-#                  batch/_driver.lua.
+#                  included helpers, batch/_prelude.lua, <name>.lua wrapped unchanged as
+#                  `step(KEYS)`, then batch/_driver.lua.
 # and one function library (kLibrary, Redis >= 7 `FUNCTION LOAD`): _common.lua down to its
 # `--! per call` line and every included helper, run once (at the library's first call),
 # then for each algorithm a function `rl_<hash>_<name>` running the rest of _common.lua and
@@ -73,6 +73,7 @@ function(ratelimiter_embed_lua target)
   ratelimiter_lua_read(common ${lua_dir} _common.lua)
   ratelimiter_lua_read(multi_wrap ${lua_dir} multi/_wrap.lua)
   ratelimiter_lua_read(multi_driver ${lua_dir} multi/_driver.lua)
+  ratelimiter_lua_read(batch_prelude ${lua_dir} batch/_prelude.lua)
   ratelimiter_lua_read(batch_driver ${lua_dir} batch/_driver.lua)
 
   string(FIND "${common}" "\n--! per call\n" split)
@@ -103,7 +104,7 @@ function(ratelimiter_embed_lua target)
     endforeach()
 
     ratelimiter_lua_entry(batch ${name}
-      "${common}\n${helpers}local function step(KEYS)\n${body}\nend\n${batch_driver}")
+      "${common}\n${helpers}${batch_prelude}\nlocal function step(KEYS)\n${body}\nend\n${batch_driver}")
 
     foreach(included IN LISTS includes)
       if(NOT included IN_LIST library_included)
