@@ -75,7 +75,7 @@ def run(url: str, seconds: float) -> None:
             limiter.is_allowed(keys[i % 1000])
         stats = client.info("commandstats")
         round_trips = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0)
-                          for c in ("evalsha", "eval", "script|load")) / n
+                          for c in ("evalsha", "eval", "fcall", "script|load")) / n
         print(f"{cls.__name__:<32}{figures[1]:>12,.0f}{100 * figures[1] / floor[1]:>8.0f}%"
               f"{figures[4]:>12,.0f}{100 * figures[4] / floor[4]:>8.0f}%{round_trips:>9.2f}")
     for key in client.scan_iter("rl:{bench:*"):

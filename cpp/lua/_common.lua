@@ -1,4 +1,7 @@
 -- Shared prelude, prepended to every algorithm script at build time (cmake/EmbedLua.cmake).
+-- In the function library (Redis >= 7 Functions) the part above the per-call marker runs once,
+-- when the library is first called, and the part below at the start of every call; in a
+-- script (EVALSHA) both run on every call. So nothing above the marker may read KEYS/ARGV.
 -- Each script mirrors one C++ step function (cpp/include/ratelimiter/algorithm/*.hpp) and
 -- must perform the same floating-point operations in the same order (docs/ALGORITHMS.md).
 --
@@ -162,13 +165,17 @@ local function fmt(x)
     return string.format('%.17g', x)
 end
 
--- Builds the reply; `meta` is a list of numbers.
+-- Builds the reply; `meta` is a list of numbers. The binary form packs straight from the
+-- arguments (no intermediate table: this runs once per decision). `binary_reply` is ARGV[4]
+-- == 'b', set per call below the marker.
+local binary_reply = true
 local function reply(allowed, insufficient, remaining, reset_after, retry_after, meta)
-    local out = { allowed and 1 or 0, insufficient and 1 or 0, remaining, reset_after,
-                  retry_after }
-    for i = 1, #meta do out[#out + 1] = meta[i] end
-    if ARGV[4] == 'b' then return pack(rep('<d', #out), unpack(out)) end
-    for i = 1, #out do out[i] = fmt(out[i]) end
+    local a, i, m = allowed and 1 or 0, insufficient and 1 or 0, #meta
+    if binary_reply then
+        return pack(rep('<d', 5 + m), a, i, remaining, reset_after, retry_after, unpack(meta, 1, m))
+    end
+    local out = { fmt(a), fmt(i), fmt(remaining), fmt(reset_after), fmt(retry_after) }
+    for j = 1, m do out[5 + j] = fmt(meta[j]) end
     return out
 end
 
@@ -195,6 +202,8 @@ end
 -- these two, so there they run at once while the step's own writes wait for every limit.
 local rebase_call, store_rebased = call, store_state
 
+--! per call
+binary_reply = ARGV[4] == 'b'
 local now = read_now(ARGV[1])
 local cost = tonumber(ARGV[2])
 local consume = ARGV[3] == 'consume'

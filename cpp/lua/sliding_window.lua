@@ -14,16 +14,22 @@ local size = call('LLEN', key)  -- entries + 1 (the total), or 0
 if size == 1 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
 local entries = size > 0 and size - 1 or 0
 
--- Entry i (0-based), fetched CHUNK at a time (the chunk ending at i when reading backwards).
--- A peek of a glitched log reads its re-based newest entry from `override` instead.
-local cache, cache_from = {}, -1
+-- Entry i (0-based), fetched a span at a time: reading forwards the spans grow 4x per fetch
+-- up to CHUNK (a step usually needs only the oldest entry: one LRANGE of 32 entries cost more
+-- than the rest of the step); reading backwards, the CHUNK ending at i. A peek of a glitched
+-- log reads its re-based newest entry from `override` instead.
+local cache, cache_from, span = {}, -1, 1
 local override_i, override_t, override_n = -1, 0, 0
 local function entry(i)
     if i == override_i then return override_t, override_n end
     if cache_from < 0 or i < cache_from or i >= cache_from + #cache then
-        local from = i
-        if cache_from >= 0 and i < cache_from then from = max(0, i - CHUNK + 1) end
-        cache, cache_from = call('LRANGE', key, from, from + CHUNK - 1), from
+        local from, count = i, span
+        if cache_from >= 0 and i < cache_from then
+            from, count = max(0, i - CHUNK + 1), CHUNK
+        else
+            span = min(CHUNK, span * 4)
+        end
+        cache, cache_from = call('LRANGE', key, from, from + count - 1), from
     end
     local raw = cache[i - cache_from + 1]
     if not raw or #raw ~= 16 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
@@ -33,9 +39,13 @@ end
 
 local total, newest_t, newest_n = 0, nil, 0
 if entries > 0 then
-    local raw_total = call('LINDEX', key, -1)
-    if #raw_total ~= 8 then error({ err = 'ERR ratelimiter: corrupt state at ' .. key }) end
+    local tail = call('LRANGE', key, -2, -1)  -- the newest entry and the total, in one call
+    local raw_total = tail[2]
+    if not raw_total or #raw_total ~= 8 then
+        error({ err = 'ERR ratelimiter: corrupt state at ' .. key })
+    end
     total = unpack_binary('<d', raw_total)
+    cache, cache_from = { tail[1] }, entries - 1
     newest_t, newest_n = entry(entries - 1)
 end
 

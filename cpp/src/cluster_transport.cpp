@@ -246,7 +246,7 @@ std::vector<std::string> ClusterTransport::eval_multi(AlgorithmId algorithm,
                   });
 }
 
-// One pipeline per master (HiredisTransport::eval_many), masters one after the other; a key
+// One pipeline per master (HiredisTransport::eval_each), masters one after the other; a key
 // redirected meanwhile (MOVED/ASK) is decided again on its own through eval().
 std::vector<ScriptReply> ClusterTransport::eval_many(AlgorithmId algorithm,
                                                      const std::vector<std::string>& keys,
@@ -275,7 +275,7 @@ std::vector<ScriptReply> ClusterTransport::eval_many(AlgorithmId algorithm,
         for (std::size_t i : indices) group_keys.push_back(keys[i]);
         std::vector<ScriptReply> replies;
         try {
-            replies = node->eval_many(algorithm, group_keys, args);
+            replies = node->eval_each(algorithm, group_keys, args);
         } catch (const BackendError& e) {
             if (dynamic_cast<const BackendConnectionError*>(&e) != nullptr) mark_stale();
             for (std::size_t i : indices) out[i].error = e.what();

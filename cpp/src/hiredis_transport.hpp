@@ -2,6 +2,7 @@
 // Private to the core (RedisStore's default transport).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -28,8 +29,16 @@ public:
                                   const std::vector<std::string>& args) override;
     std::vector<std::string> eval_multi(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                         const std::vector<std::string>& args) override;
+    // The batch script over chunks of kBatchKeys keys (one Redis only: see eval_each).
     std::vector<ScriptReply> eval_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
                                        const std::vector<std::string>& args) override;
+    // The single-key script once per key, pipelined: what a cluster node gets (a batch
+    // script's keys would span slots).
+    std::vector<ScriptReply> eval_each(AlgorithmId algorithm, const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args);
+    // Keys per batch script call: large enough that the per-call toll is amortised, small
+    // enough that one call blocks the server for well under a millisecond.
+    static constexpr std::size_t kBatchKeys = 100;
     void del(const std::string& key) override;
     RedisValue command(const std::vector<std::string>& argv) override;
     void close() override;
@@ -71,6 +80,9 @@ private:
     // The fields of a script's (non-error) reply: one binary string or a list of strings.
     static std::vector<std::string> script_fields(const lua::Script& script,
                                                   const redisReply* reply);
+    // FUNCTION LOAD of lua::kLibrary on `c` (one round trip); sets functions_: true if the
+    // library is there now (loaded, or "already exists"), false on any other reply.
+    void load_library(redisContext* c);
     Lease acquire();
     void give_back(Lease lease);
     Connection connect();
@@ -84,6 +96,10 @@ private:
     std::string address() const;
 
     RedisOptions options_;
+    // Whether single-key decisions are FCALLs of the function library (Redis >= 7, Valkey)
+    // rather than EVALSHA of scripts: set by every connect (an older server, or an ACL
+    // without FUNCTION, leaves scripts in use).
+    std::atomic<bool> functions_{false};
     std::mutex mutex_;
     std::vector<Connection> idle_;
     std::uint64_t generation_ = 0;  // bumped by close(): older leases are not pooled again

@@ -45,7 +45,10 @@ def test_a_batch_is_one_round_trip(server: RedisServer, client: Any, path: str) 
     # reads (+1 for the INFO that measures it).
     assert reads(client) - before <= 4
     assert [r.allowed for r in results] == [True] * 60
-    assert client.info("commandstats")["cmdstat_evalsha"]["calls"] >= 120
+    # The native path sends one batch script call per chunk of up to 100 keys (one per
+    # batch here); a redis-py client, one EVALSHA per key.
+    calls = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+    assert calls == 2 if path == "native" else calls >= 120
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -93,3 +96,36 @@ def test_redis_down_answers_every_key_by_on_error(path: str, on_error: str) -> N
         assert all(r.metadata["on_error"] == on_error for r in results)
         counter = "fallback_allowed" if on_error == "allow" else "fallback_denied"
         assert backend.counters[counter] == 3
+
+
+@pytest.mark.parametrize("cls", ALL_LIMITERS, ids=lambda c: c.__name__)
+def test_batches_across_chunks_decide_as_single_calls(server: RedisServer, client: Any,
+                                                      cls: type) -> None:
+    """250 keys (three batch-script chunks on the native path), each key repeated so that
+    its repeats fall in different chunks: exactly `limit` admitted per key, in order."""
+    clock = FakeClock()
+    batched = make_exact(cls, backend_for(server, "native", use_server_time=False,
+                                          key_prefix="a:"), 2, 60.0, clock=clock)
+    single = make_exact(cls, backend_for(server, "native", use_server_time=False,
+                                         key_prefix="b:"), 2, 60.0, clock=clock)
+    keys = [f"k{i % 90}" for i in range(250)]  # k0..k89, then again, then k0..k69
+    got = [(r.allowed, r.remaining) for r in batched.is_allowed_many(keys)]
+    want = [(r.allowed, r.remaining) for r in (single.is_allowed(k) for k in keys)]
+    assert got == want
+    assert sum(allowed for allowed, _ in got) == 2 * 90
+
+
+def test_a_bad_key_fails_only_itself_inside_a_chunk(server: RedisServer, client: Any) -> None:
+    """A key whose state is not the script's (WRONGTYPE) fails alone: the keys before and
+    after it in the same batch-script call are decided and their state written."""
+    backend = backend_for(server, "native", use_server_time=False, on_error="deny")
+    limiter = make_exact(ALL_LIMITERS[0], backend, 2, 60.0, clock=FakeClock())
+    assert all(r.allowed for r in limiter.is_allowed_many(["a", "b", "c"]))
+    (state_key,) = client.keys("*{b}*")
+    client.delete(state_key)
+    client.hset(state_key, "x", "1")
+    results = limiter.is_allowed_many(["a", "b", "c"])
+    assert [r.allowed for r in results] == [True, False, True]
+    assert results[1].metadata["on_error"] == "deny"
+    assert backend.counters["fallback_denied"] == 1
+    assert [r.allowed for r in limiter.is_allowed_many(["a", "c"])] == [False, False]
