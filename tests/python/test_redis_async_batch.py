@@ -111,9 +111,10 @@ def test_a_batch_is_one_round_trip(server: RedisServer, client: Any) -> None:
 
     batch_reads, batch_calls, single_reads, allowed = run(go)
     assert batch_calls == 200
-    # 200 commands in one write, read by the server in one or a few reads (+1 for the INFO
-    # that measures it); one call per key is one read per key.
-    assert batch_reads <= 4
+    # 200 commands (~40 KB) in one write: the server reads at most 16 KB at a time, and a
+    # busy machine may deliver the write in a few more segments (+1 for the INFO that
+    # measures it) -- still an order of magnitude below one read per key.
+    assert batch_reads <= 20
     assert single_reads >= 200
     assert allowed == [True] * 200
 
