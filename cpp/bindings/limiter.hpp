@@ -27,7 +27,7 @@ public:
     virtual ~LimiterBase() = default;
     virtual py::object is_allowed(py::handle key, py::handle cost) = 0;
     virtual py::object peek(py::handle key) = 0;
-    virtual py::list is_allowed_many(py::handle keys, py::handle cost) = 0;
+    virtual py::list is_allowed_many(py::handle keys, py::handle cost, py::handle detail) = 0;
     virtual void reset(py::handle key) = 0;
     virtual std::string storage_key(py::handle key) const = 0;
     virtual std::vector<double> state(py::handle key) = 0;
@@ -87,8 +87,13 @@ public:
     }
 
     // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
-    py::list is_allowed_many(py::handle keys, py::handle cost_arg) override {
+    // detail=False answers a list of bools (no result objects to build).
+    py::list is_allowed_many(py::handle keys, py::handle cost_arg, py::handle detail_arg) override {
         const std::int64_t cost = to_count(cost_arg, "cost");
+        if (!PyBool_Check(detail_arg.ptr())) {
+            raise_configuration_type_error("detail must be a bool, got " + type_name(detail_arg));
+        }
+        const bool detail = detail_arg.ptr() == Py_True;
         // A str is a sequence (of one-character strs): deciding "user42" as six keys is never
         // what the caller meant, so text and bytes are refused rather than iterated.
         if (PyUnicode_Check(keys.ptr()) || PyBytes_Check(keys.ptr()) ||
@@ -97,7 +102,8 @@ public:
                 "keys must be a list or tuple of str, not a single " + type_name(keys) +
                 " (use is_allowed for one key)");
         }
-        // A list or tuple is used as is (its items stay alive: the GIL is held throughout).
+        // A list or tuple is used as is (its items stay alive: the GIL is held while they
+        // are read).
         const auto seq = py::reinterpret_steal<py::object>(
             PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
         if (!seq) throw py::error_already_set();
@@ -110,6 +116,23 @@ public:
         double window = 0.0;
         Params params = current_params(window);
         py::list out(n);
+        const auto put = [&](std::size_t i, const Decision& d) {
+            PyObject* result = Py_False;
+            if (detail) {
+                result = make_result(items[i], params.limit, window, d, Algo::id);
+                if (result == nullptr) throw py::error_already_set();
+            } else {
+                result = d.allowed ? Py_True : Py_False;
+                Py_INCREF(result);
+            }
+            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+        };
+        if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_);
+            memory != nullptr && !needs_aggregate_load(params)) {
+            decide_on_memory(**memory, views, now, cost, params);
+            for (std::size_t i = 0; i < n; ++i) put(i, reported(batch_decisions_[i], now));
+            return out;
+        }
         if (auto* redis = std::get_if<std::shared_ptr<RedisStore>>(&store_);
             redis != nullptr && n > 1 && !needs_aggregate_load(params)) {
             // Redis: every key's EVALSHA in one pipeline (one round trip per node).
@@ -120,22 +143,14 @@ public:
                 py::gil_scoped_release release;
                 (*redis)->template apply_many<Algo>(full, now, cost, params, decisions.data());
             }
-            for (std::size_t i = 0; i < n; ++i) {
-                Decision& d = decisions[i];
-                if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
-                PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
-                if (result == nullptr) throw py::error_already_set();
-                PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
-            }
+            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
         for (std::size_t i = 0; i < n; ++i) {
             aggregate_.prepare(params, now);
             const Decision d = run(full_key(views[i]), now, cost, params, Operation::consume);
             aggregate_.record(d, cost, now);
-            PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
-            if (result == nullptr) throw py::error_already_set();
-            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+            put(i, d);
         }
         return out;
     }
@@ -260,6 +275,36 @@ private:
             store_), now);
     }
 
+    // A memory-store batch: the full keys are copied out of the Python strings (another
+    // thread may drop a list item once the GIL is released), then decided shard by shard
+    // into batch_decisions_. Large batches release the GIL, so threads deciding on disjoint
+    // keys run in parallel; a small one keeps it (releasing costs more than a few steps).
+    void decide_on_memory(MemoryStore& store, const std::vector<std::string_view>& views,
+                          double now, std::int64_t cost, const Params& params) {
+        constexpr std::size_t kReleaseGilFrom = 32;
+        const std::size_t n = views.size();
+        thread_local std::string buffer;
+        thread_local std::vector<std::string_view> full;
+        buffer.clear();
+        for (const std::string_view key : views) buffer.append(prefix_).append(key);
+        full.resize(n);
+        std::size_t at = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const std::size_t len = prefix_.size() + views[i].size();
+            full[i] = std::string_view(buffer.data() + at, len);
+            at += len;
+        }
+        batch_decisions_.resize(n);
+        if (n >= kReleaseGilFrom) {
+            py::gil_scoped_release release;
+            store.template apply_many<Algo>(full.data(), n, now, cost, params,
+                                            batch_decisions_.data());
+        } else {
+            store.template apply_many<Algo>(full.data(), n, now, cost, params,
+                                            batch_decisions_.data());
+        }
+    }
+
     template <class Store>
     static void erase_on(Store& store, std::string_view key) {
         if constexpr (StoreTraits<Store>::kReleaseGil) {
@@ -277,6 +322,11 @@ private:
     py::object clock_;
     py::object provider_;
     AggregateLoad<Algo> aggregate_;
+    static thread_local std::vector<Decision> batch_decisions_;
 };
+
+// Per thread, not per limiter: two threads may run batches on one limiter at once.
+template <class Algo>
+thread_local std::vector<Decision> Limiter<Algo>::batch_decisions_;
 
 }  // namespace ratelimiter::binding

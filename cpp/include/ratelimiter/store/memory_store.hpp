@@ -1,4 +1,6 @@
-// In-process store: a fixed number of shards, each a mutex and one hash table per algorithm.
+// In-process store: a fixed number of shards, each a mutex and one flat hash table per
+// algorithm (store/flat_key_table.hpp). A key is hashed once per decision: the hash picks
+// the shard and then the slot.
 //
 // Expiry: every state knows when it is back to "fresh" (Algo::fresh_at); such entries are
 // equivalent to absent ones and are swept from a shard when it grows (amortised O(1)).
@@ -22,11 +24,11 @@
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/flat_key_table.hpp"
 #include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
@@ -44,16 +46,14 @@ public:
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op);
-    // The same, for a key already held in a std::string (skips copying it for the lookup).
+
+    // Consumes `cost` for each of keys[0..n) at one `now`, as n apply() calls in that order
+    // would, but taking each shard's lock once: keys are grouped by shard (a stable counting
+    // sort, so repeats of one key are decided in batch order). Each key is atomic on its own;
+    // the batch as a whole is not (another thread may decide between two shards' groups).
     template <class Algo>
-    Decision apply(const std::string& key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op);
-    // String literals would match both overloads above.
-    template <class Algo>
-    Decision apply(const char* key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op) {
-        return apply<Algo>(std::string_view(key), now, cost, params, op);
-    }
+    void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Decision* out);
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -88,7 +88,7 @@ private:
         double fresh_at;  // cached Algo::fresh_at(state): expiry without knowing Params
     };
     template <class Algo>
-    using Table = std::unordered_map<std::string, Entry<Algo>>;
+    using Table = FlatKeyTable<Entry<Algo>>;
 
     template <class Tuple>
     struct TablesFor;
@@ -108,9 +108,13 @@ private:
         std::minstd_rand rng{12345};
     };
 
-    Shard& shard_for(std::string_view key) const {
-        return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
-    }
+    static std::uint64_t hash(std::string_view key) { return FlatKeyTable<int>::hash(key); }
+    Shard& shard_for(std::uint64_t h) const { return *shards_[h % shards_.size()]; }
+    Shard& shard_for(std::string_view key) const { return shard_for(hash(key)); }
+    // One step with the shard's lock held.
+    template <class Algo>
+    Decision apply_locked(Shard& shard, std::string_view key, std::uint64_t h, double now,
+                          std::int64_t cost, const typename Algo::Params& params, Operation op);
     // Makes room for one insertion into table `T` of `shard` (lock held).
     template <class Algo>
     void make_room(Shard& shard, double now);
@@ -122,38 +126,66 @@ private:
     std::vector<std::unique_ptr<Shard>> shards_;
 };
 
-// The lookup key for a table: a thread-local buffer reused across calls, so finding an
-// existing key allocates nothing (C++17 maps cannot look up by string_view).
-inline std::string& scratch_key(std::string_view key) {
-    thread_local std::string buffer;
-    buffer.assign(key.data(), key.size());
-    return buffer;
-}
-
 template <class Algo>
 Decision MemoryStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op) {
-    return apply<Algo>(scratch_key(key), now, cost, params, op);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    return apply_locked<Algo>(shard, key, h, now, cost, params, op);
 }
 
 template <class Algo>
-Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op) {
-    Shard& shard = shard_for(lookup);
-    std::lock_guard<std::mutex> lock(shard.mutex);
+Decision MemoryStore::apply_locked(Shard& shard, std::string_view key, std::uint64_t h,
+                                   double now, std::int64_t cost,
+                                   const typename Algo::Params& params, Operation op) {
     auto& table = std::get<Table<Algo>>(shard.tables);
-    auto it = table.find(lookup);
-    if (it != table.end()) {
-        return apply_step<Algo>(it->second.state, now, cost, params, op,
-                                [&](const auto&, double fresh_at) { it->second.fresh_at = fresh_at; });
+    if (Entry<Algo>* entry = table.find(key, h)) {
+        return apply_step<Algo>(entry->state, now, cost, params, op,
+                                [&](const auto&, double fresh_at) { entry->fresh_at = fresh_at; });
     }
     auto state = Algo::fresh(now, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
     return apply_step<Algo>(state, now, cost, params, op, [&](const auto&, double fresh_at) {
         make_room<Algo>(shard, now);
-        table.emplace(lookup, Entry<Algo>{std::move(state), fresh_at});
+        table.insert(key, h, Entry<Algo>{std::move(state), fresh_at});
         ++shard.size;
     });
+}
+
+template <class Algo>
+void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double now,
+                             std::int64_t cost, const typename Algo::Params& params,
+                             Decision* out) {
+    const std::size_t shard_count = shards_.size();
+    thread_local std::vector<std::uint64_t> hashes;
+    thread_local std::vector<std::uint32_t> order;   // key indices grouped by shard
+    thread_local std::vector<std::uint32_t> starts;  // shard s's group: order[starts[s]..)
+    hashes.resize(n);
+    order.resize(n);
+    starts.assign(shard_count + 1, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+        hashes[i] = hash(keys[i]);
+        ++starts[hashes[i] % shard_count + 1];
+    }
+    for (std::size_t s = 0; s < shard_count; ++s) starts[s + 1] += starts[s];
+    {
+        thread_local std::vector<std::uint32_t> fill;
+        fill.assign(starts.begin(), starts.end() - 1);
+        for (std::size_t i = 0; i < n; ++i) {
+            order[fill[hashes[i] % shard_count]++] = static_cast<std::uint32_t>(i);
+        }
+    }
+    for (std::size_t s = 0; s < shard_count; ++s) {
+        if (starts[s] == starts[s + 1]) continue;
+        Shard& shard = *shards_[s];
+        std::lock_guard<std::mutex> lock(shard.mutex);
+        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
+            const std::uint32_t i = order[j];
+            out[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
+                                        Operation::consume);
+        }
+    }
 }
 
 template <class Algo>
@@ -165,21 +197,23 @@ bool MemoryStore::apply_multi(std::string_view group, const std::vector<std::str
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     thread_local std::vector<typename Algo::State> states;
+    thread_local std::vector<std::uint64_t> hashes;
     states.resize(n);
+    hashes.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
-        auto it = table.find(keys[i]);
-        states[i] = it == table.end() ? Algo::fresh(now, params[i]) : it->second.state;
+        hashes[i] = hash(keys[i]);
+        const Entry<Algo>* entry = table.find(keys[i], hashes[i]);
+        states[i] = entry == nullptr ? Algo::fresh(now, params[i]) : entry->state;
     }
     return ratelimiter::apply_multi<Algo>(
         states.data(), params, costs, n, now, op, out,
         [&](std::size_t i, const typename Algo::State& state, double fresh_at) {
-            auto it = table.find(keys[i]);
-            if (it != table.end()) {
-                it->second = Entry<Algo>{state, fresh_at};
+            if (Entry<Algo>* entry = table.find(keys[i], hashes[i])) {
+                *entry = Entry<Algo>{state, fresh_at};
                 return;
             }
             make_room<Algo>(shard, now);
-            table.emplace(keys[i], Entry<Algo>{state, fresh_at});
+            table.insert(keys[i], hashes[i], Entry<Algo>{state, fresh_at});
             ++shard.size;
         });
 }
@@ -189,27 +223,28 @@ void MemoryStore::erase_multi(std::string_view group, const std::vector<std::str
     Shard& shard = shard_for(group);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
-    for (const std::string& key : keys) shard.size -= table.erase(key);
+    for (const std::string& key : keys) shard.size -= table.erase(key, hash(key)) ? 1 : 0;
 }
 
 template <class Algo>
 bool MemoryStore::erase(std::string_view key) {
-    Shard& shard = shard_for(key);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
-    const bool erased = table.erase(scratch_key(key)) > 0;
+    const bool erased = table.erase(key, h);
     if (erased) --shard.size;
     return erased;
 }
 
 template <class Algo>
 std::vector<double> MemoryStore::snapshot(std::string_view key) {
-    Shard& shard = shard_for(key);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     std::vector<double> out;
-    auto it = table.find(scratch_key(key));
-    if (it != table.end()) Algo::encode(it->second.state, out);
+    if (const Entry<Algo>* entry = table.find(key, h)) Algo::encode(entry->state, out);
     return out;
 }
 
@@ -239,7 +274,7 @@ void MemoryStore::make_room(Shard& shard, double now) {
                     auto try_evict = [&](auto& t) {
                         if (done || t.size() != largest) return;
                         using T = std::decay_t<decltype(t)>;
-                        using A = typename T::mapped_type::AlgoType;
+                        using A = typename T::value_type::AlgoType;
                         evict_one<A>(shard, t);
                         done = true;
                     };
@@ -252,21 +287,16 @@ void MemoryStore::make_room(Shard& shard, double now) {
 
 template <class Algo>
 void MemoryStore::evict_one(Shard& shard, Table<Algo>& table) {
+    // The nodes are dense, so sampling is a random index: uniform over the shard's keys.
     constexpr int kSamples = 8;
-    auto victim = table.end();
-    const std::size_t buckets = table.bucket_count();
-    int seen = 0;
-    // Sample entries from random buckets; give up after a bounded number of empty buckets.
-    for (int probes = 0; seen < kSamples && probes < 64 * kSamples; ++probes) {
-        const std::size_t b = shard.rng() % buckets;
-        for (auto local = table.begin(b); local != table.end(b) && seen < kSamples; ++local) {
-            ++seen;
-            auto it = table.find(local->first);
-            if (victim == table.end() || it->second.fresh_at < victim->second.fresh_at) victim = it;
+    std::size_t victim = shard.rng() % table.size();
+    for (int i = 1; i < kSamples; ++i) {
+        const std::size_t candidate = shard.rng() % table.size();
+        if (table.node(candidate).value.fresh_at < table.node(victim).value.fresh_at) {
+            victim = candidate;
         }
     }
-    if (victim == table.end()) victim = table.begin();
-    table.erase(victim);
+    table.erase_index(victim);
     --shard.size;
     ++shard.evictions;
 }
