@@ -5,6 +5,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -71,7 +72,7 @@ public:
         double window = 0.0;
         Params params = current_params(window);
         aggregate_.prepare(params, now);
-        const Decision d = run(full_key(k), now, cost, params, Operation::consume);
+        const Decision d = run(storage_view(k), now, cost, params, Operation::consume);
         aggregate_.record(d, cost, now);
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
@@ -82,7 +83,7 @@ public:
         double window = 0.0;
         Params params = current_params(window);
         aggregate_.prepare(params, now);
-        const Decision d = run(full_key(k), now, 1, params, Operation::peek);
+        const Decision d = run(storage_view(k), now, 1, params, Operation::peek);
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
 
@@ -102,11 +103,16 @@ public:
                 "keys must be a list or tuple of str, not a single " + type_name(keys) +
                 " (use is_allowed for one key)");
         }
-        // A list or tuple is used as is (its items stay alive: the GIL is held while they
-        // are read).
-        const auto seq = py::reinterpret_steal<py::object>(
+        auto seq = py::reinterpret_steal<py::object>(
             PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
         if (!seq) throw py::error_already_set();
+        // The keys are read as views into their str objects, also while the GIL is released
+        // (a batch on the memory store, each step on SQLite or Redis), when another thread
+        // could empty a list: a tuple of the same objects keeps every key alive throughout.
+        if (PyList_CheckExact(seq.ptr())) {
+            seq = py::reinterpret_steal<py::object>(PyList_AsTuple(seq.ptr()));
+            if (!seq) throw py::error_already_set();
+        }
         const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
         PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
         // Validate every key before deciding any, so a bad key changes no state.
@@ -129,8 +135,9 @@ public:
         };
         if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_);
             memory != nullptr && !needs_aggregate_load(params)) {
-            decide_on_memory(**memory, views, now, cost, params);
-            for (std::size_t i = 0; i < n; ++i) put(i, reported(batch_decisions_[i], now));
+            std::vector<Decision> decisions(n);
+            decide_on_memory(**memory, views, now, cost, params, decisions.data());
+            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
         if (auto* redis = std::get_if<std::shared_ptr<RedisStore>>(&store_);
@@ -148,7 +155,7 @@ public:
         }
         for (std::size_t i = 0; i < n; ++i) {
             aggregate_.prepare(params, now);
-            const Decision d = run(full_key(views[i]), now, cost, params, Operation::consume);
+            const Decision d = run(storage_view(views[i]), now, cost, params, Operation::consume);
             aggregate_.record(d, cost, now);
             put(i, d);
         }
@@ -237,6 +244,11 @@ private:
 
     PyObject* clock_ptr() const { return clock_.is_none() ? nullptr : clock_.ptr(); }
 
+    // The key as stored: `key` itself without a prefix (no copy), else full_key(key).
+    std::string_view storage_view(std::string_view key) const {
+        return prefix_.empty() ? key : std::string_view(full_key(key));
+    }
+
     // Prefix + key in a thread-local buffer (no allocation once warm).
     std::string& full_key(std::string_view key) const {
         thread_local std::string buffer;
@@ -260,7 +272,7 @@ private:
         return Algo::make_params(spec);
     }
 
-    Decision run(const std::string& key, double now, std::int64_t cost, const Params& params,
+    Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
                  Operation op) {
         return reported(std::visit(
             [&](auto& store) -> Decision {
@@ -275,33 +287,36 @@ private:
             store_), now);
     }
 
-    // A memory-store batch: the full keys are copied out of the Python strings (another
-    // thread may drop a list item once the GIL is released), then decided shard by shard
-    // into batch_decisions_. Large batches release the GIL, so threads deciding on disjoint
-    // keys run in parallel; a small one keeps it (releasing costs more than a few steps).
+    // A memory-store batch: `views` (into str objects kept alive by the caller's tuple),
+    // or with a prefix, prefix + key copied into one buffer, decided shard by shard into
+    // `out`. Large batches release the GIL, so threads deciding on disjoint keys run in
+    // parallel; a small one keeps it (releasing costs more than a few steps).
     void decide_on_memory(MemoryStore& store, const std::vector<std::string_view>& views,
-                          double now, std::int64_t cost, const Params& params) {
+                          double now, std::int64_t cost, const Params& params, Decision* out) {
         constexpr std::size_t kReleaseGilFrom = 32;
         const std::size_t n = views.size();
-        thread_local std::string buffer;
-        thread_local std::vector<std::string_view> full;
-        buffer.clear();
-        for (const std::string_view key : views) buffer.append(prefix_).append(key);
-        full.resize(n);
-        std::size_t at = 0;
-        for (std::size_t i = 0; i < n; ++i) {
-            const std::size_t len = prefix_.size() + views[i].size();
-            full[i] = std::string_view(buffer.data() + at, len);
-            at += len;
+        std::string buffer;
+        std::vector<std::string_view> prefixed;
+        const std::string_view* keys = views.data();
+        if (!prefix_.empty()) {
+            std::size_t bytes = 0;
+            for (const std::string_view key : views) bytes += prefix_.size() + key.size();
+            buffer.resize(bytes);
+            prefixed.resize(n);
+            char* at = buffer.data();
+            for (std::size_t i = 0; i < n; ++i) {
+                char* start = at;
+                at = std::copy(prefix_.begin(), prefix_.end(), at);
+                at = std::copy(views[i].begin(), views[i].end(), at);
+                prefixed[i] = std::string_view(start, static_cast<std::size_t>(at - start));
+            }
+            keys = prefixed.data();
         }
-        batch_decisions_.resize(n);
         if (n >= kReleaseGilFrom) {
             py::gil_scoped_release release;
-            store.template apply_many<Algo>(full.data(), n, now, cost, params,
-                                            batch_decisions_.data());
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
         } else {
-            store.template apply_many<Algo>(full.data(), n, now, cost, params,
-                                            batch_decisions_.data());
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
         }
     }
 
@@ -322,11 +337,6 @@ private:
     py::object clock_;
     py::object provider_;
     AggregateLoad<Algo> aggregate_;
-    static thread_local std::vector<Decision> batch_decisions_;
 };
-
-// Per thread, not per limiter: two threads may run batches on one limiter at once.
-template <class Algo>
-thread_local std::vector<Decision> Limiter<Algo>::batch_decisions_;
 
 }  // namespace ratelimiter::binding

@@ -158,20 +158,18 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
                              std::int64_t cost, const typename Algo::Params& params,
                              Decision* out) {
     const std::size_t shard_count = shards_.size();
-    thread_local std::vector<std::uint64_t> hashes;
-    thread_local std::vector<std::uint32_t> order;   // key indices grouped by shard
-    thread_local std::vector<std::uint32_t> starts;  // shard s's group: order[starts[s]..)
-    hashes.resize(n);
-    order.resize(n);
-    starts.assign(shard_count + 1, 0);
+    // Plain locals (one allocation each per batch): a thread_local in a shared library
+    // costs a __tls_get_addr call per access.
+    std::vector<std::uint64_t> hashes(n);
+    std::vector<std::uint32_t> order(n);                   // key indices grouped by shard
+    std::vector<std::uint32_t> starts(shard_count + 1, 0);  // shard s: order[starts[s]..)
     for (std::size_t i = 0; i < n; ++i) {
         hashes[i] = hash(keys[i]);
         ++starts[hashes[i] % shard_count + 1];
     }
     for (std::size_t s = 0; s < shard_count; ++s) starts[s + 1] += starts[s];
     {
-        thread_local std::vector<std::uint32_t> fill;
-        fill.assign(starts.begin(), starts.end() - 1);
+        std::vector<std::uint32_t> fill(starts.begin(), starts.end() - 1);
         for (std::size_t i = 0; i < n; ++i) {
             order[fill[hashes[i] % shard_count]++] = static_cast<std::uint32_t>(i);
         }
@@ -180,6 +178,15 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
         if (starts[s] == starts[s + 1]) continue;
         Shard& shard = *shards_[s];
         std::lock_guard<std::mutex> lock(shard.mutex);
+        // The group's keys are known: fetch all their slots, then their nodes, so their
+        // cache misses overlap instead of each lookup waiting for its own two.
+        const auto& table = std::get<Table<Algo>>(shard.tables);
+        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
+            table.prefetch_slot(hashes[order[j]]);
+        }
+        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
+            table.prefetch_node(hashes[order[j]]);
+        }
         for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
             const std::uint32_t i = order[j];
             out[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
