@@ -109,7 +109,13 @@ private:
     };
 
     static std::uint64_t hash(std::string_view key) { return FlatKeyTable<int>::hash(key); }
-    Shard& shard_for(std::uint64_t h) const { return *shards_[h % shards_.size()]; }
+    // The shard of hash h: its low 32 bits scaled to [0, shard count) (a multiply, not a
+    // 64-bit division). The table's fingerprint uses the high 32 bits, so a shard's keys do
+    // not share fingerprint bits.
+    std::size_t shard_index(std::uint64_t h) const {
+        return static_cast<std::size_t>(((h & 0xFFFFFFFFull) * shards_.size()) >> 32);
+    }
+    Shard& shard_for(std::uint64_t h) const { return *shards_[shard_index(h)]; }
     Shard& shard_for(std::string_view key) const { return shard_for(hash(key)); }
     // One step with the shard's lock held.
     template <class Algo>
@@ -161,33 +167,35 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
     // Plain locals (one allocation each per batch): a thread_local in a shared library
     // costs a __tls_get_addr call per access.
     std::vector<std::uint64_t> hashes(n);
+    std::vector<std::uint32_t> shard_of(n);
     std::vector<std::uint32_t> order(n);                   // key indices grouped by shard
     std::vector<std::uint32_t> starts(shard_count + 1, 0);  // shard s: order[starts[s]..)
     for (std::size_t i = 0; i < n; ++i) {
         hashes[i] = hash(keys[i]);
-        ++starts[hashes[i] % shard_count + 1];
+        shard_of[i] = static_cast<std::uint32_t>(shard_index(hashes[i]));
+        ++starts[shard_of[i] + 1];
     }
     for (std::size_t s = 0; s < shard_count; ++s) starts[s + 1] += starts[s];
     {
         std::vector<std::uint32_t> fill(starts.begin(), starts.end() - 1);
-        for (std::size_t i = 0; i < n; ++i) {
-            order[fill[hashes[i] % shard_count]++] = static_cast<std::uint32_t>(i);
-        }
+        for (std::size_t i = 0; i < n; ++i) order[fill[shard_of[i]]++] = static_cast<std::uint32_t>(i);
     }
     for (std::size_t s = 0; s < shard_count; ++s) {
         if (starts[s] == starts[s + 1]) continue;
         Shard& shard = *shards_[s];
         std::lock_guard<std::mutex> lock(shard.mutex);
-        // The group's keys are known: fetch all their slots, then their nodes, so their
-        // cache misses overlap instead of each lookup waiting for its own two.
+        // The group's keys are known, so their cache misses can overlap instead of each
+        // lookup waiting for its own two: every slot is requested up front, and each key's
+        // node kAhead keys before it is decided (its slot has arrived by then).
+        constexpr std::uint32_t kAhead = 4;
         const auto& table = std::get<Table<Algo>>(shard.tables);
-        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
-            table.prefetch_slot(hashes[order[j]]);
-        }
-        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
+        const std::uint32_t end = starts[s + 1];
+        for (std::uint32_t j = starts[s]; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
+        for (std::uint32_t j = starts[s]; j < end && j < starts[s] + kAhead; ++j) {
             table.prefetch_node(hashes[order[j]]);
         }
-        for (std::uint32_t j = starts[s]; j < starts[s + 1]; ++j) {
+        for (std::uint32_t j = starts[s]; j < end; ++j) {
+            if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
             const std::uint32_t i = order[j];
             out[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
                                         Operation::consume);
