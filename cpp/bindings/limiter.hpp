@@ -117,7 +117,11 @@ public:
         PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
         // Validate every key before deciding any, so a bad key changes no state.
         std::vector<std::string_view> views(n);
-        for (std::size_t i = 0; i < n; ++i) views[i] = key_view(items[i], prefix_.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            // Distinct keys are scattered str objects: fetch a few ahead (a hint only).
+            if (i + 8 < n) __builtin_prefetch(items[i + 8]);
+            views[i] = key_view(items[i], prefix_.size());
+        }
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         Params params = current_params(window);

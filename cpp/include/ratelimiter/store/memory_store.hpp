@@ -180,26 +180,43 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
         std::vector<std::uint32_t> fill(starts.begin(), starts.end() - 1);
         for (std::size_t i = 0; i < n; ++i) order[fill[shard_of[i]]++] = static_cast<std::uint32_t>(i);
     }
-    for (std::size_t s = 0; s < shard_count; ++s) {
-        if (starts[s] == starts[s + 1]) continue;
-        Shard& shard = *shards_[s];
-        std::lock_guard<std::mutex> lock(shard.mutex);
+    const auto decide_group = [&](std::size_t s) {
+        const auto& table = std::get<Table<Algo>>(shards_[s]->tables);
         // The group's keys are known, so their cache misses can overlap instead of each
         // lookup waiting for its own two: every slot is requested up front, and each key's
         // node kAhead keys before it is decided (its slot has arrived by then).
         constexpr std::uint32_t kAhead = 4;
-        const auto& table = std::get<Table<Algo>>(shard.tables);
+        const std::uint32_t begin = starts[s];
         const std::uint32_t end = starts[s + 1];
-        for (std::uint32_t j = starts[s]; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
-        for (std::uint32_t j = starts[s]; j < end && j < starts[s] + kAhead; ++j) {
+        for (std::uint32_t j = begin; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
+        for (std::uint32_t j = begin; j < end && j < begin + kAhead; ++j) {
             table.prefetch_node(hashes[order[j]]);
         }
-        for (std::uint32_t j = starts[s]; j < end; ++j) {
+        for (std::uint32_t j = begin; j < end; ++j) {
             if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
             const std::uint32_t i = order[j];
-            out[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
+            out[i] = apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
                                         Operation::consume);
         }
+    };
+    // Concurrent batches would otherwise sweep the shards in the same order, one right
+    // behind the other on every lock. So each batch starts at its first key's shard, and a
+    // busy shard is skipped (try_lock) and waited for after the others.
+    std::vector<std::uint32_t> busy;
+    const std::size_t first = n == 0 ? 0 : shard_of[0];
+    for (std::size_t k = 0; k < shard_count; ++k) {
+        const std::size_t s = (first + k) % shard_count;
+        if (starts[s] == starts[s + 1]) continue;
+        std::unique_lock<std::mutex> lock(shards_[s]->mutex, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            busy.push_back(static_cast<std::uint32_t>(s));
+            continue;
+        }
+        decide_group(s);
+    }
+    for (const std::uint32_t s : busy) {
+        std::lock_guard<std::mutex> lock(shards_[s]->mutex);
+        decide_group(s);
     }
 }
 
