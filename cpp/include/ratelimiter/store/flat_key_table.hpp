@@ -13,6 +13,7 @@
 // Not thread-safe: the memory store holds the shard's mutex around every call.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -186,7 +187,12 @@ private:
     }
 
     void rebuild(std::size_t slot_count) {
-        std::vector<Slot>(slot_count, Slot{kEmpty, 0}).swap(slots_);
+        if (slot_count == slots_.size()) {
+            // Same size (a purge, or clearing tombstones): reuse the array, no allocation.
+            std::fill(slots_.begin(), slots_.end(), Slot{kEmpty, 0});
+        } else {
+            std::vector<Slot>(slot_count, Slot{kEmpty, 0}).swap(slots_);
+        }
         shift_ = 64;
         for (std::size_t n = slot_count; n > 1; n >>= 1) --shift_;
         tombstones_ = 0;
