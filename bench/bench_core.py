@@ -6,8 +6,8 @@ Baselines:
   * the PyPI `token-bucket` package (MemoryStorage, returns a bool), if installed — it is
     not a dependency: `pip install token-bucket` in the bench's environment only.
 Each algorithm's is_allowed is timed on one hot key and on 10,000 keys round-robin; then the
-batch call (results and detail=False), then threads deciding on disjoint keys against one
-thread, then memory per key for 1,000,000 keys and the max_keys bound. Figures only:
+batch call (results and detail=False), then memory per key for 1,000,000 keys and the
+max_keys bound, then threads deciding on disjoint keys against one thread. Figures only:
 nothing here asserts a timing.
 
     python bench/bench_core.py [--quick]
@@ -215,8 +215,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, smaller footprint")
     args = parser.parse_args()
     throughput(args.quick)
+    footprint(args.quick)  # before threads(), whose large key lists would inflate the RSS
     threads(args.quick)
-    footprint(args.quick)
 
 
 if __name__ == "__main__":
