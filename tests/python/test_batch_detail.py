@@ -132,3 +132,11 @@ def test_multi_limiter_detail_false(clock: FakeClock) -> None:
                                                                            True]
     with pytest.raises(TypeError, match="detail must be a bool"):
         limiter.is_allowed_many(["a"], detail=1)  # type: ignore[call-overload]
+
+
+def test_keys_differing_after_an_embedded_nul_are_distinct(clock: FakeClock) -> None:
+    limiter = make_exact(ALL_LIMITERS[0], MemoryBackend(), 1, 60.0, clock=clock)
+    keys = ["a\x00b", "a\x00c", "a", "a\x00"]
+    assert limiter.is_allowed_many(keys, detail=False) == [True] * 4
+    assert limiter.is_allowed_many(keys, detail=False) == [False] * 4
+    assert [limiter.is_allowed(k).allowed for k in keys] == [False] * 4
