@@ -15,17 +15,16 @@ then try::
 Clients are keyed by their address; limits are counted by an exact sliding log.
 ``RATELIMIT_STORAGE_URI`` chooses the store: ``memory://`` (default, one per process) or
 ``redis://...``, used through the async Redis client so the event loop never blocks.
-``--port 0`` picks a free port; the first line printed is ``listening on <url>``.
+Limits keyed by API key, per-endpoint costs and plans: tiered_plans.py. Serving: see
+``_serve.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import socket
 from typing import Any, Optional
 
-import uvicorn
+from _serve import serve_asgi
 from fastapi import APIRouter, Depends, FastAPI
 
 from ratelimiter import AsyncRedisBackend, BaseBackend
@@ -86,20 +85,7 @@ def create_app(backend: Optional[BaseBackend] = None) -> FastAPI:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    args = parser.parse_args(argv)
-
-    # Bind first, so the printed URL is accurate (port 0) and accepting when printed.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(1024)
-    # proxy_headers=False: this server faces clients directly; never trust X-Forwarded-For.
-    config = uvicorn.Config(create_app(), log_level="warning", proxy_headers=False)
-    print(f"listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_asgi(create_app, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -11,28 +11,27 @@ then try::
     curl -i http://127.0.0.1:8000/ping                     # 5/minute for this view
     curl -i http://127.0.0.1:8000/search?q=a               # search and suggest share 8/minute
     curl -i -X POST -d password=wrong http://127.0.0.1:8000/login   # only failures count
+    curl -i -H 'X-API-Key: k1' http://127.0.0.1:8000/api/export     # per API key, costs 5
     curl -i http://127.0.0.1:8000/health                   # never limited
 
 Every other view gets the default ``20/minute``. Limits are counted by an exact sliding log
-(``algorithm="sliding_window"``), per client address. ``RATELIMIT_STORAGE_URI`` chooses the
-store (default ``memory://``, which each worker process keeps on its own). ``--port 0``
-picks a free port; the first line printed is ``listening on <url>``.
+(``algorithm="sliding_window"``), per client address, or per (hashed) ``X-API-Key`` where a
+view says so. ``RATELIMIT_STORAGE_URI`` chooses the store (default ``memory://``, which
+each worker process keeps on its own). To limit a whole WSGI app without the extension, wrap
+it in ``RateLimitMiddleware`` (see redis_distributed.py). Serving: see ``_serve.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
-import threading
-from types import FrameType
 from typing import Any, Optional
 
-from flask import Flask, jsonify, request
+from _serve import serve_wsgi
+from flask import Flask, Request, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.serving import make_server
 
 from ratelimiter.integrations.flask import FlaskRateLimiter
+from ratelimiter.key_funcs import wsgi_api_key_func, wsgi_ip_func
 
 limiter = FlaskRateLimiter(default_limits="20/minute", algorithm="sliding_window")
 
@@ -69,6 +68,21 @@ def report() -> ResponseReturnValue:
     return jsonify(report="ok")
 
 
+# The client's API key, hashed before it becomes a storage key; without one, its address.
+# This server faces clients directly, so X-Forwarded-For is ignored (behind your own proxy:
+# wsgi_ip_func(trusted_proxies=["10.0.0.0/8"])).
+_by_api_key = wsgi_api_key_func("X-API-Key", fallback=wsgi_ip_func(False))
+
+
+def api_key(req: Request) -> str:
+    return _by_api_key(req.environ)
+
+
+@limiter.limit("10/minute", key_func=api_key, cost=5)
+def export() -> ResponseReturnValue:
+    return jsonify(export="started")
+
+
 @limiter.exempt
 def health() -> ResponseReturnValue:
     return jsonify(status="ok")
@@ -88,30 +102,14 @@ def create_app() -> Flask:
     app.add_url_rule("/suggest", view_func=suggest)
     app.add_url_rule("/login", view_func=login, methods=["POST"])
     app.add_url_rule("/report", view_func=report)
+    app.add_url_rule("/api/export", view_func=export)
     app.add_url_rule("/health", view_func=health)
     limiter.init_app(app)
     return app
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    args = parser.parse_args(argv)
-
-    server = make_server(args.host, args.port, create_app(), threaded=True)
-
-    def stop(signum: int, frame: Optional[FrameType]) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    print(f"listening on http://{args.host}:{server.port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_wsgi(create_app, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,16 @@ then try (``/api/search`` costs 5 units, everything else 1)::
     curl -i http://127.0.0.1:8000/api/items        # no key: the free plan, keyed by address
     curl -i -H 'X-API-Key: pro-key' http://127.0.0.1:8000/whoami
 
-``--port 0`` picks a free port; the first line printed is ``listening on <url>``. Stop with
-Ctrl-C or SIGTERM.
+Keys are hashed before they become storage keys. A request without a key is on the free
+plan, keyed by its address; an unknown key is on the free plan under its own (hashed) key.
+Serving: see ``_serve.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import socket
 from typing import Optional
 
-import uvicorn
+from _serve import serve_asgi
 from fastapi import FastAPI, Request
 
 from ratelimiter import MemoryBackend
@@ -88,18 +86,7 @@ def create_app() -> FastAPI:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    args = parser.parse_args(argv)
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(1024)
-    config = uvicorn.Config(create_app(), log_level="warning", proxy_headers=False)
-    print(f"listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_asgi(create_app, __doc__, argv)
 
 
 if __name__ == "__main__":

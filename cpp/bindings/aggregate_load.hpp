@@ -1,10 +1,12 @@
 // The adaptive limiter's "whole service is busy" mode (load_capacity=...): the load is the
 // limiter's admitted rate over all keys in this process, measured with the same O(1)
-// sliding-window counter the per-key sensor uses. Other algorithms have nothing to do.
+// sliding-window counter the per-key sensor uses, handed to each step as its per-call input
+// (Adaptive::StepInput). Other algorithms have nothing to do.
 #pragma once
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 #include "ratelimiter/algorithm/adaptive.hpp"
 #include "ratelimiter/algorithm/window.hpp"
@@ -13,7 +15,7 @@ namespace ratelimiter::binding {
 
 template <class Algo>
 struct AggregateLoad {
-    void prepare(typename Algo::Params&, double) {}
+    StepInputOf<Algo> measure(const typename Algo::Params&, double) { return {}; }
     void record(const Decision&, std::int64_t, double) {}
 };
 
@@ -21,8 +23,9 @@ struct AggregateLoad {
 // previous-window weight, so the aggregate load reads exactly as the per-key sensor would.
 template <>
 struct AggregateLoad<Adaptive> {
-    void prepare(Adaptive::Params& params, double now) {
-        if (!params.load_capacity) return;
+    // The load now; empty (the key's own sensor) without load_capacity.
+    Adaptive::StepInput measure(const Adaptive::Params& params, double now) {
+        if (!params.load_capacity) return std::nullopt;
         const double w = params.adaptive_window;
         std::lock_guard<std::mutex> lock(mutex);
         if (!started) {
@@ -31,7 +34,7 @@ struct AggregateLoad<Adaptive> {
         }
         pair.migrate(now, w);  // a config provider changed the window: keep what it counted
         pair.roll(now, w);
-        params.external_load = (pair.weighted(now, w) / w) / *params.load_capacity;
+        return (pair.weighted(now, w) / w) / *params.load_capacity;
     }
     void record(const Decision& d, std::int64_t cost, double now) {
         if (!d.allowed) return;

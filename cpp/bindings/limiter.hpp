@@ -70,9 +70,9 @@ public:
         const std::string_view k = key_view(key, prefix_.size());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
-        Params params = current_params(window);
-        aggregate_.prepare(params, now);
-        const Decision d = run(storage_view(k), now, cost, params, Operation::consume);
+        const Params params = current_params(window);
+        const Decision d = run(storage_view(k), now, cost, params, Operation::consume,
+                               aggregate_.measure(params, now));
         aggregate_.record(d, cost, now);
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
@@ -81,9 +81,9 @@ public:
         const std::string_view k = key_view(key, prefix_.size());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
-        Params params = current_params(window);
-        aggregate_.prepare(params, now);
-        const Decision d = run(storage_view(k), now, 1, params, Operation::peek);
+        const Params params = current_params(window);
+        const Decision d = run(storage_view(k), now, 1, params, Operation::peek,
+                               aggregate_.measure(params, now));
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
 
@@ -124,7 +124,7 @@ public:
         }
         const double now = read_clock(clock_ptr());
         double window = 0.0;
-        Params params = current_params(window);
+        const Params params = current_params(window);
         py::list out(n);
         const auto put = [&](std::size_t i, const Decision& d) {
             PyObject* result = Py_False;
@@ -158,8 +158,8 @@ public:
             return out;
         }
         for (std::size_t i = 0; i < n; ++i) {
-            aggregate_.prepare(params, now);
-            const Decision d = run(storage_view(views[i]), now, cost, params, Operation::consume);
+            const Decision d = run(storage_view(views[i]), now, cost, params, Operation::consume,
+                                   aggregate_.measure(params, now));
             aggregate_.record(d, cost, now);
             put(i, d);
         }
@@ -197,16 +197,17 @@ public:
         const std::string_view k = key_view(key, prefix_.size());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
-        Params params = current_params(window);
-        aggregate_.prepare(params, now);
+        const Params params = current_params(window);
         std::vector<std::string> args;
         RedisStore::append_call_args(args, use_server_time, now, cost,
                                      peek ? Operation::peek : Operation::consume, binary_reply);
-        RedisStore::append_params(args, params);
+        RedisStore::append_step_params<Algo>(args, params, aggregate_.measure(params, now));
         py::list argv;
         for (const std::string& arg : args) argv.append(py::bytes(arg));
+        // The last item is what redis_result records in the aggregate load: a peek admits
+        // nothing, so it hands back 0 (the script itself was asked about cost 1).
         return py::make_tuple(Algo::name, std::string(full_key(k)), argv, params.limit, window,
-                              now, cost);
+                              now, peek ? std::int64_t{0} : cost);
     }
 
     py::object redis_result(py::handle key, const std::vector<std::string>& reply,
@@ -235,7 +236,7 @@ private:
         return to_count(cost, "cost");  // raises with the full message
     }
 
-    // The adaptive limiter's whole-service load (load_capacity) changes its parameters after
+    // The adaptive limiter's whole-service load (load_capacity) changes its step input after
     // every decision, so its batches stay one decision at a time.
     static bool needs_aggregate_load(const Params& params) {
         if constexpr (std::is_same_v<Algo, Adaptive>) {
@@ -277,15 +278,15 @@ private:
     }
 
     Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
-                 Operation op) {
+                 Operation op, const StepInputOf<Algo>& input) {
         return reported(std::visit(
             [&](auto& store) -> Decision {
                 using Store = typename std::decay_t<decltype(store)>::element_type;
                 if constexpr (StoreTraits<Store>::kReleaseGil) {
                     py::gil_scoped_release release;
-                    return store->template apply<Algo>(key, now, cost, params, op);
+                    return store->template apply<Algo>(key, now, cost, params, op, input);
                 } else {
-                    return store->template apply<Algo>(key, now, cost, params, op);
+                    return store->template apply<Algo>(key, now, cost, params, op, input);
                 }
             },
             store_), now);

@@ -29,7 +29,8 @@ public:
     // Called with the GIL held.
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op) {
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {}) {
         const std::string storage_key = storage_key_for<Algo>(key);
         Lock lock(mutex_);
         std::vector<double> values;
@@ -37,7 +38,7 @@ public:
         EncodedWrite out;
         const Decision d = apply_encoded_step<Algo>(
             present, values.data(), values.size(), now, cost, params, op, out,
-            [&] { throw_corrupt(storage_key); });
+            [&] { throw_corrupt(storage_key); }, input);
         if (out.write) write(storage_key, out.encoded, out.fresh_at - now);
         return d;
     }

@@ -30,8 +30,20 @@ SqliteStore::Synchronous to_synchronous(py::handle value) {
                               py::repr(value).cast<std::string>());
 }
 
+OnError to_on_error(py::handle value) {
+    const std::optional<OnError> policy =
+        py::isinstance<py::str>(value) ? on_error_from_name(value.cast<std::string>())
+                                       : std::nullopt;
+    if (!policy) {
+        raise_configuration_error("on_error must be 'raise', 'allow' or 'deny', got " +
+                                  py::repr(value).cast<std::string>());
+    }
+    return *policy;
+}
+
 std::shared_ptr<SqliteStore> make_store(py::handle db_path, py::handle wal_mode,
-                                        py::handle busy_timeout, py::handle synchronous) {
+                                        py::handle busy_timeout, py::handle synchronous,
+                                        py::handle on_error) {
     if (!py::isinstance<py::str>(db_path)) {
         raise_configuration_type_error("db_path must be a str or os.PathLike, got " +
                                        type_name(db_path));
@@ -52,6 +64,7 @@ std::shared_ptr<SqliteStore> make_store(py::handle db_path, py::handle wal_mode,
     options.wal_mode = wal_mode.ptr() == Py_True;
     options.busy_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(timeout * 1000.0));
     options.synchronous = to_synchronous(synchronous);
+    options.on_error = to_on_error(on_error);
     py::gil_scoped_release release;  // opening may wait on another process's lock
     return std::make_shared<SqliteStore>(std::move(path), options);
 }
@@ -79,8 +92,16 @@ void register_sqlite_store(py::module_& m) {
     using Members = std::vector<std::pair<std::string, double>>;
     py::class_<Store, std::shared_ptr<Store>>(m, "SqliteStore")
         .def(py::init(&make_store), py::arg("db_path"), py::arg("wal_mode") = true,
-             py::arg("busy_timeout") = 5.0, py::arg("synchronous") = "NORMAL")
+             py::arg("busy_timeout") = 5.0, py::arg("synchronous") = "NORMAL",
+             py::arg("on_error") = "raise")
         .def_property_readonly("path", &Store::path)
+        .def_property_readonly("counters",
+                               [](const Store& s) {
+                                   const FallbackCounters c = s.counters();
+                                   return py::dict(py::arg("errors") = c.errors,
+                                                   py::arg("fallback_allowed") = c.fallback_allowed,
+                                                   py::arg("fallback_denied") = c.fallback_denied);
+                               })
         .def("__len__", [](Store& s) { return released([&] { return s.size(); }); })
         .def("purge_expired",
              [](Store& s, double now) { return released([&] { return s.purge_expired(now); }); },

@@ -23,6 +23,7 @@ struct ResultObject {
     char allowed;
     char insufficient_capacity;
     char fallback;  // the backend's on_error policy answered (allow/deny), not the store
+    char cached;    // the Redis rejection cache answered, not Redis (metadata["cached"])
     unsigned char algorithm;
 };
 
@@ -64,6 +65,10 @@ PyObject* build_metadata(ResultObject* self) {
         Py_DECREF(value);
     }
     if (self->insufficient_capacity && PyDict_SetItemString(dict, "insufficient_capacity", Py_True) < 0) {
+        Py_DECREF(dict);
+        return nullptr;
+    }
+    if (self->cached && PyDict_SetItemString(dict, "cached", Py_True) < 0) {
         Py_DECREF(dict);
         return nullptr;
     }
@@ -232,6 +237,7 @@ PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, 
     self->allowed = static_cast<char>(decision.allowed);
     self->insufficient_capacity = static_cast<char>(decision.insufficient_capacity);
     self->fallback = static_cast<char>(decision.fallback);
+    self->cached = static_cast<char>(decision.cached);
     self->algorithm = static_cast<unsigned char>(algorithm);
     return obj;
 }

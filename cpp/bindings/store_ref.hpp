@@ -16,7 +16,7 @@ namespace ratelimiter::binding {
 struct AsyncOnlyStore {
     template <class Algo>
     Decision apply(std::string_view, double, std::int64_t, const typename Algo::Params&,
-                   Operation) {
+                   Operation, const StepInputOf<Algo>& = {}) {
         throw ConfigError(
             "this limiter's backend is asynchronous: use `await limiter.is_allowed_async(...)` "
             "or wrap the limiter in AsyncRateLimiter");

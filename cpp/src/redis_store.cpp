@@ -118,7 +118,8 @@ void RedisStore::append_params(std::vector<std::string>& args, const Gcra::Param
     append_number(args, p.interval);
     append_number(args, p.tau);
 }
-void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::Params& p) {
+void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::Params& p,
+                               const Adaptive::StepInput& external_load) {
     append_number(args, static_cast<double>(p.limit));
     append_number(args, p.window);
     append_number(args, p.burst_multiplier);
@@ -128,10 +129,10 @@ void RedisStore::append_params(std::vector<std::string>& args, const Adaptive::P
     append_number(args, p.penalty);
     append_number(args, p.rate);
     append_number(args, p.max_burst);
-    if (std::isnan(p.external_load)) {
-        args.emplace_back();  // '' → the script measures the key's own load
+    if (external_load) {
+        append_number(args, *external_load);
     } else {
-        append_number(args, p.external_load);
+        args.emplace_back();  // '' → the script measures the key's own load
     }
 }
 
@@ -149,7 +150,8 @@ Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::s
             }
             std::memcpy(&fields[i], &bits, sizeof bits);
         }
-    } else if (reply.size() == expected) {
+    } else if (reply.size() == expected ||
+               (reply.size() == expected + 1 && reply.back() == kCachedReplyMarker)) {
         for (std::size_t i = 0; i < expected; ++i) fields[i] = parse_number(reply[i], algorithm);
     } else {
         throw BackendError(std::string("redis ") + kAlgorithmNames[index] +
@@ -167,15 +169,43 @@ Decision RedisStore::parse_reply(AlgorithmId algorithm, const std::vector<std::s
     d.remaining = static_cast<std::int64_t>(remaining);
     d.reset_after = fields[3];
     d.retry_after = fields[4];
+    d.cached = reply.size() == expected + 1;
     for (std::size_t i = 0; i < kMetaCount[index]; ++i) d.meta[i] = fields[kFixedFields + i];
     return d;
 }
 
+std::vector<std::string> RedisStore::cached_reply(AlgorithmId algorithm, const Decision& d) {
+    const auto index = static_cast<std::size_t>(algorithm);
+    if (index >= kAlgorithmCount) throw BackendError("unknown algorithm id");
+    std::vector<std::string> out;
+    out.reserve(kFixedFields + kMetaCount[index] + 1);
+    append_number(out, d.allowed ? 1.0 : 0.0);
+    append_number(out, d.insufficient_capacity ? 1.0 : 0.0);
+    append_number(out, static_cast<double>(d.remaining));
+    append_number(out, d.reset_after);
+    append_number(out, d.retry_after);
+    for (std::size_t i = 0; i < kMetaCount[index]; ++i) append_number(out, d.meta[i]);
+    out.emplace_back(kCachedReplyMarker);
+    return out;
+}
+
 Decision RedisStore::decide(AlgorithmId algorithm, std::string_view key,
                             const std::vector<std::string>& args) {
-    const char* name = kAlgorithmNames[static_cast<std::size_t>(algorithm)];
+    const std::string skey =
+        storage_key(key, kAlgorithmNames[static_cast<std::size_t>(algorithm)]);
+    RejectionCache* cache = rejection_cache_.get();
+    double sent = 0.0;
+    std::uint64_t ticket = 0;
+    if (cache != nullptr) {
+        sent = RejectionCache::monotonic_now();
+        ticket = cache->ticket(skey);
+        Decision hit;
+        if (cache->lookup(skey, algorithm, args, sent, hit)) return hit;
+    }
     try {
-        return parse_reply(algorithm, transport_->eval(algorithm, storage_key(key, name), args));
+        Decision d = parse_reply(algorithm, transport_->eval(algorithm, skey, args));
+        if (cache != nullptr) cache->record(skey, algorithm, args, d, sent, ticket);
+        return d;
     } catch (const BackendError& e) {
         errors_.fetch_add(1, std::memory_order_relaxed);
         if (on_error_ == OnError::raise) throw;
@@ -191,39 +221,61 @@ std::vector<ScriptReply> RedisTransport::eval_many(AlgorithmId algorithm,
     return out;
 }
 
-void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::string>& keys,
+void RedisStore::decide_many(AlgorithmId algorithm, const std::vector<std::string>& all_keys,
                              const std::vector<std::string>& args, Decision* out) {
-    if (keys.empty()) return;
+    if (all_keys.empty()) return;
+    // Keys the rejection cache answers are decided here; the rest go to Redis, pipelined.
+    RejectionCache* cache = rejection_cache_.get();
+    const double sent = cache != nullptr ? RejectionCache::monotonic_now() : 0.0;
+    std::vector<std::size_t> asked;  // indices into all_keys sent to Redis
+    std::vector<std::string> keys;
+    std::vector<std::uint64_t> tickets;
+    if (cache != nullptr) {
+        for (std::size_t i = 0; i < all_keys.size(); ++i) {
+            const std::uint64_t ticket = cache->ticket(all_keys[i]);
+            if (cache->lookup(all_keys[i], algorithm, args, sent, out[i])) continue;
+            asked.push_back(i);
+            keys.push_back(all_keys[i]);
+            tickets.push_back(ticket);
+        }
+        if (keys.empty()) return;
+    }
+    const std::vector<std::string>& sent_keys = cache != nullptr ? keys : all_keys;
+    auto slot = [&](std::size_t j) -> Decision& { return out[cache != nullptr ? asked[j] : j]; };
+
     const char* name = lua::script(algorithm).name;
     std::vector<ScriptReply> replies;
     try {
-        replies = transport_->eval_many(algorithm, keys, args);
-        if (replies.size() != keys.size()) {
+        replies = transport_->eval_many(algorithm, sent_keys, args);
+        if (replies.size() != sent_keys.size()) {
             throw BackendError(std::string("redis ") + name + " batch: " +
                                std::to_string(replies.size()) + " replies for " +
-                               std::to_string(keys.size()) + " keys");
+                               std::to_string(sent_keys.size()) + " keys");
         }
     } catch (const BackendError& e) {  // the batch as a whole: no key was decided by Redis
-        errors_.fetch_add(keys.size(), std::memory_order_relaxed);
+        errors_.fetch_add(sent_keys.size(), std::memory_order_relaxed);
         if (on_error_ == OnError::raise) throw;
-        for (std::size_t i = 0; i < keys.size(); ++i) out[i] = fallback(e);
+        for (std::size_t j = 0; j < sent_keys.size(); ++j) slot(j) = fallback(e);
         return;
     }
     std::string first_error;
-    for (std::size_t i = 0; i < keys.size(); ++i) {
+    for (std::size_t j = 0; j < sent_keys.size(); ++j) {
         try {
-            if (!replies[i].error.empty()) {
+            if (!replies[j].error.empty()) {
                 throw BackendError(std::string("redis ") + name + " script failed: " +
-                                   replies[i].error);
+                                   replies[j].error);
             }
-            out[i] = parse_reply(algorithm, replies[i].fields);
+            slot(j) = parse_reply(algorithm, replies[j].fields);
+            if (cache != nullptr) {
+                cache->record(sent_keys[j], algorithm, args, slot(j), sent, tickets[j]);
+            }
         } catch (const BackendError& e) {
             errors_.fetch_add(1, std::memory_order_relaxed);
             if (on_error_ == OnError::raise) {
                 if (first_error.empty()) first_error = e.what();
                 continue;
             }
-            out[i] = fallback(e);
+            slot(j) = fallback(e);
         }
     }
     if (!first_error.empty()) throw BackendError(first_error);
@@ -298,25 +350,19 @@ bool RedisStore::decide_multi(AlgorithmId algorithm, const std::vector<std::stri
     }
 }
 
-// What on_error answers: "allow" admits with nothing known about the quota; "deny" rejects
-// with a short retry (the outage's length is unknown, and inf would mean "never").
+// What on_error answers (store/on_error.hpp), counted.
 Decision RedisStore::fallback(const BackendError& /*error*/) {
-    Decision d;
-    d.fallback = true;
-    if (on_error_ == OnError::allow) {
-        d.allowed = true;
-        fallback_allowed_.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        d.retry_after = 1.0;
-        d.reset_after = 1.0;
-        fallback_denied_.fetch_add(1, std::memory_order_relaxed);
-    }
-    return d;
+    (on_error_ == OnError::allow ? fallback_allowed_ : fallback_denied_)
+        .fetch_add(1, std::memory_order_relaxed);
+    return fallback_decision(on_error_);
 }
 
 bool RedisStore::erase_key(const std::string& key) {
+    // Before the DEL (no cached answer outlives it) and after (nor one recorded meanwhile).
+    if (rejection_cache_) rejection_cache_->invalidate(key);
     try {
         transport_->del(key);
+        if (rejection_cache_) rejection_cache_->invalidate(key);
     } catch (const BackendError&) {
         errors_.fetch_add(1, std::memory_order_relaxed);
         if (on_error_ == OnError::raise) throw;

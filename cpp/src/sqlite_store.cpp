@@ -26,6 +26,7 @@ bool names_memory_database(const std::string& path) {
 SqliteStore::SqliteStore(std::string path, Options options)
     : path_(std::move(path)),
       options_(options),
+      policy_(options.on_error),
       in_memory_(names_memory_database(path_)),
       owner_pid_(getpid()) {
     // Open now, so a bad path or permission fails at construction, not on the first request.

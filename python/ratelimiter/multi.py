@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Literal, Optional, Union, overload
 
 from . import _core
-from .algorithms.base import NativeRateLimiter, _check_detail, batch_keys, run_off_loop
+from .algorithms.base import (
+    NativeRateLimiter,
+    _check_detail,
+    batch_keys,
+    collect_batch,
+    run_off_loop,
+)
 from .backends.base import BaseBackend
 from .exceptions import BackendError, ConfigurationError, ConfigurationTypeError
 from .limits import Limit, LimitSpec, parse_limits
@@ -306,6 +312,19 @@ class MultiRateLimiter:
         result: MultiRateLimitResult = await self._off_loop(self.is_allowed, key, cost)
         return result
 
+    async def is_allowed_many_async(self, keys: Iterable[str],
+                                    cost: Cost = 1) -> list[MultiRateLimitResult]:
+        """:meth:`is_allowed_many` for asyncio code: on an ``AsyncRedisBackend`` every key's
+        multi-limit script call goes in one pipeline (one round trip; per node on a
+        cluster). Every key is validated before any is decided; ``on_error`` and
+        ``timeout`` apply to the batch."""
+        batch = batch_keys(keys)
+        if getattr(self.backend, "is_async", False) is True:
+            return await self._script_many(batch, cost)
+        results: list[MultiRateLimitResult] = await self._off_loop(self.is_allowed_many,
+                                                                     batch, cost)
+        return results
+
     async def peek_async(self, key: str) -> MultiRateLimitResult:
         """:meth:`peek` for asyncio code."""
         if getattr(self.backend, "is_async", False) is True:
@@ -353,6 +372,27 @@ class MultiRateLimiter:
         parts = [reply] if isinstance(reply, (bytes, str)) else list(reply)
         result: MultiRateLimitResult = self._impl._redis_result(key, parts, now)
         return result
+
+    async def _script_many(self, keys: Sequence[str], cost: Cost) -> list[MultiRateLimitResult]:
+        backend: Any = self.backend
+        # Every call is built (so every key and the cost validated) before anything is sent.
+        calls = [self._impl._redis_call(key, cost, "consume", backend.key_prefix,
+                                        backend.use_server_time, bool(backend.binary_replies))
+                 for key in keys]
+        if not calls:
+            return []
+        limit, window = self.limit, self.window
+        try:
+            replies = await backend.run_script_many(
+                calls[0][0], [(call[1], call[2]) for call in calls], multi=True)
+        except BackendError:
+            if backend.on_error == "raise":
+                raise
+            return [backend.fallback_result(key, limit, window) for key in keys]
+        return collect_batch(
+            backend.on_error, replies,
+            lambda i, parts: self._impl._redis_result(keys[i], parts, calls[i][3]),
+            lambda i: backend.fallback_result(keys[i], limit, window))
 
     def __repr__(self) -> str:
         limits = ", ".join(f"{dim}:{limit}" if dim else str(limit)

@@ -93,6 +93,8 @@ _REDIS_OPTIONS: dict[str, _Parser] = {
     "on_error": _on_error,
     "use_server_time": _bool,
     "key_prefix": _text,
+    "cache_rejections": _bool,
+    "rejection_cache_size": _positive_int,
 }
 # Left in the URL for the Redis connection itself (db and password are read natively;
 # the ssl_* ones by redis-py for rediss://).

@@ -85,20 +85,20 @@ TEST_CASE("adaptive: sustained load tightens the burst, quiet relaxes it", "[ada
 }
 
 TEST_CASE("adaptive: between thresholds the burst shrinks linearly", "[adaptive]") {
-    auto p = params(10, 10.0);
+    const auto p = params(10, 10.0);
     const struct {
         double load;
         double burst;
     } cases[] = {{0.0, 20.0}, {0.4, 20.0}, {0.6, 15.0}, {0.7, 12.0}, {0.8, 10.0}, {5.0, 10.0}};
     for (const auto& c : cases) {
         CAPTURE(c.load);
-        p.external_load = c.load;  // aggregate mode: the binding supplies the load
+        // Aggregate mode: the binding measures the load and hands it to each step.
         auto s = Adaptive::fresh(0.0, p);
-        const auto d = Adaptive::peek(s, 0.0, p);
+        const auto d = Adaptive::peek(s, 0.0, p, c.load);
         REQUIRE(d.meta[2] == c.burst);
         REQUIRE(d.meta[5] == c.load);
         int admitted = 0;
-        for (int i = 0; i < 30; ++i) admitted += Adaptive::step(s, 0.0, 1, p).allowed;
+        for (int i = 0; i < 30; ++i) admitted += Adaptive::step(s, 0.0, 1, p, c.load).allowed;
         REQUIRE(admitted == static_cast<int>(c.burst));
     }
 }

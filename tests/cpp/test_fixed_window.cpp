@@ -90,7 +90,7 @@ TEST_CASE("fixed window: properties on random traces", "[fixed_window][propertie
     check_all_properties<FixedWindow>(params(5, 0.1), o);
 }
 
-TEST_CASE("fixed window: a state written under another window is never misread (issue 7)",
+TEST_CASE("fixed window: a state written under another window is never misread",
           "[fixed_window]") {
     const auto one = params(5, 1.0);
     auto s = FixedWindow::fresh(1000.5, one);

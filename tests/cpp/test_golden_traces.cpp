@@ -90,10 +90,9 @@ typename Algo::Params params_of(const Row& row) {
     return Algo::make_params(spec);
 }
 
-// The Python binding moves `now + retry_after` 4 ulps later (cpp/bindings/limiter.hpp,
-// wait_until_representable) and the traces hold what Python sees. Until that nudge lives in
-// the core (issue 9 item 3), a store's un-nudged value is accepted when nudging it gives the
-// trace's; once the core nudges, the first comparison holds and this fallback is unused.
+// The traces hold what Python sees: a rejection's `now + retry_after` moved 4 ulps later
+// (the core's `reported`, common.hpp wait_until_representable). A store's decision before
+// that nudge is accepted when nudging it gives the trace's value.
 double nudged(double now, double wait) {
     if (!std::isfinite(wait)) return wait;
     double at = now + wait;

@@ -49,6 +49,40 @@ TEST_CASE("apply_step saves only what a step changed", "[apply_step]") {
     REQUIRE(saves == 1);  // a rejection writes nothing
 }
 
+TEST_CASE("stores hand the per-call input (the adaptive aggregate load) to the step",
+          "[apply_step]") {
+    // limit 10 / 10 s, burst_multiplier 2: effective_burst 20 at a low load, 10 at load >= 0.8.
+    Adaptive::Spec spec;
+    spec.limit = 10;
+    spec.window = 10.0;
+    const auto p = Adaptive::make_params(spec);
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("rl_step_input_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    MemoryStore memory;
+    SqliteStore sqlite((dir / "db.sqlite").string(), SqliteStore::Options{});
+    for (const double load : {0.0, 0.9}) {
+        CAPTURE(load);
+        const std::string key = "k" + std::to_string(load);
+        const double burst = load == 0.0 ? 20.0 : 10.0;
+        REQUIRE(memory.apply<Adaptive>(key, kNow, 1, p, Operation::peek, load).meta[2] == burst);
+        REQUIRE(sqlite.apply<Adaptive>(key, kNow, 1, p, Operation::peek, load).meta[2] == burst);
+        int admitted_memory = 0;
+        int admitted_sqlite = 0;
+        for (int i = 0; i < 30; ++i) {
+            admitted_memory += memory.apply<Adaptive>(key, kNow, 1, p, Operation::consume, load)
+                                   .allowed;
+            admitted_sqlite += sqlite.apply<Adaptive>(key, kNow, 1, p, Operation::consume, load)
+                                   .allowed;
+        }
+        REQUIRE(admitted_memory == static_cast<int>(burst));
+        REQUIRE(admitted_sqlite == static_cast<int>(burst));
+    }
+    // Without an input the key's own sensor decides: 20 admitted in one instant.
+    REQUIRE(memory.apply<Adaptive>("own", kNow, 1, p, Operation::peek).meta[5] == 0.0);
+    std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("apply_encoded_step decodes, steps and encodes; corrupt rows are reported",
           "[apply_step]") {
     const auto p = FixedWindow::make_params({3, 10.0});

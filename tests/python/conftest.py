@@ -18,6 +18,9 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+# The Redis fixtures every Redis test module shares (server, client, cluster, process_pool).
+from redis_server import client, cluster, process_pool, server  # noqa: F401, E402
+
 import ratelimiter
 from ratelimiter import BaseBackend
 from ratelimiter.algorithms.registry import builtin_limiters

@@ -16,40 +16,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 from typing import Optional
 
 import redis
+from redis_server import ServerGroup, free_ports, redis_executable
 
 
-def _free_ports(n: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-class RedisCluster:
+class RedisCluster(ServerGroup):
     """Six cluster-enabled servers (3 masters, 3 replicas), persistence off."""
 
     def __init__(self, executable: Optional[str] = None, masters: int = 3,
                  replicas: int = 1, node_timeout_ms: int = 1000,
                  full_coverage: bool = False) -> None:
-        executable = executable or shutil.which("redis-server")
+        executable = executable or redis_executable()
         cli = shutil.which("redis-cli")
-        if executable is None or cli is None:
-            raise RuntimeError("redis-server / redis-cli are not installed (apt-get install "
-                               "redis-server)")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (apt-get install redis-server)")
         self.executable = executable
         self.cli = cli
         self.node_timeout_ms = node_timeout_ms
@@ -60,11 +44,10 @@ class RedisCluster:
         count = masters * (1 + replicas)
         if count != 1 and masters < 3:
             raise ValueError("a cluster needs 3 masters (or one lone node: masters=1, replicas=0)")
-        ports = _free_ports(2 * count)
+        ports = free_ports(2 * count)
         self.ports = ports[:count]
         self.bus_ports = dict(zip(self.ports, ports[count:]))
-        self.dir = tempfile.mkdtemp(prefix="rl-cluster-")
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        super().__init__("rl-cluster-")
 
     @property
     def url(self) -> str:
@@ -81,26 +64,22 @@ class RedisCluster:
     def start_node(self, port: int) -> None:
         node_dir = os.path.join(self.dir, str(port))
         os.makedirs(node_dir, exist_ok=True)
-        self.processes[port] = subprocess.Popen(
-            [
-                self.executable, "--port", str(port), "--bind", "127.0.0.1",
-                "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports[port]),
-                "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
-                "--cluster-node-timeout", str(self.node_timeout_ms),
-                "--cluster-require-full-coverage", "yes" if self.full_coverage else "no",
-                "--save", "", "--appendonly", "no", "--dir", node_dir,
-                "--maxclients", "1000", "--loglevel", "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.spawn(port, [
+            self.executable, "--port", str(port), "--bind", "127.0.0.1",
+            "--cluster-enabled", "yes", "--cluster-port", str(self.bus_ports[port]),
+            "--cluster-config-file", os.path.join(node_dir, "nodes.conf"),
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--cluster-require-full-coverage", "yes" if self.full_coverage else "no",
+            "--save", "", "--appendonly", "no", "--dir", node_dir,
+            "--maxclients", "1000", "--loglevel", "warning",
+        ])
 
     def start(self, timeout: float = 30.0) -> None:
         for port in self.ports:
             self.start_node(port)
         deadline = time.monotonic() + timeout
         for port in self.ports:
-            self._wait_ping(port, deadline)
+            self.wait_ping(port, deadline)
         if len(self.ports) == 1:  # redis-cli wants 3 masters: one node takes every slot
             node = self.node(self.ports[0])
             node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
@@ -135,27 +114,6 @@ class RedisCluster:
                     time.sleep(0.05)
             finally:
                 node.close()
-
-    def _wait_ping(self, port: int, deadline: float) -> None:
-        probe = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2,
-                            socket_connect_timeout=0.2)
-        try:
-            while True:
-                try:
-                    if probe.ping():
-                        return
-                except redis.exceptions.RedisError:
-                    pass
-                if self.processes[port].poll() is not None:
-                    raise RuntimeError(f"redis-server on {port} exited")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on {port} did not answer PING in time")
-                time.sleep(0.01)
-        finally:
-            probe.close()
-
-    def alive(self) -> list[int]:
-        return [p for p, proc in self.processes.items() if proc.poll() is None]
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Until every live node reports cluster_state:ok and agrees all slots are served."""
@@ -199,33 +157,3 @@ class RedisCluster:
         finally:
             node.close()
         raise LookupError(f"slot {slot} is not served")
-
-    def kill(self, port: int) -> None:
-        """SIGKILL one node (a crash)."""
-        proc = self.processes[port]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-
-    def close(self) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

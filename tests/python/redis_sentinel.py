@@ -9,30 +9,22 @@ all on free 127.0.0.1 ports, persistence off.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
 
 import redis
-from redis_cluster import _free_ports
+from redis_server import ServerGroup, free_ports, redis_executable
 
 
-class RedisSentinel:
+class RedisSentinel(ServerGroup):
     name = "mymaster"
 
     def __init__(self, down_after_ms: int = 1000) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        self.executable = executable
+        self.executable = redis_executable()
         self.down_after_ms = down_after_ms
-        ports = _free_ports(5)
+        ports = free_ports(5)
         self.master_port, self.replica_port = ports[0], ports[1]
         self.sentinel_ports = ports[2:]
-        self.dir = tempfile.mkdtemp(prefix="rl-sentinel-")
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        super().__init__("rl-sentinel-")
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:
@@ -41,10 +33,9 @@ class RedisSentinel:
     def _server(self, port: int, *extra: str) -> None:
         node_dir = os.path.join(self.dir, str(port))
         os.makedirs(node_dir, exist_ok=True)
-        self.processes[port] = subprocess.Popen(
-            [self.executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", node_dir, "--loglevel", "warning", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.spawn(port, [self.executable, "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no", "--dir", node_dir,
+                          "--loglevel", "warning", *extra])
 
     def _sentinel(self, port: int) -> None:
         path = os.path.join(self.dir, f"sentinel-{port}.conf")  # sentinels rewrite it
@@ -53,9 +44,7 @@ class RedisSentinel:
                     f"sentinel monitor {self.name} 127.0.0.1 {self.master_port} 2\n"
                     f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}\n"
                     f"sentinel failover-timeout {self.name} 5000\n")
-        self.processes[port] = subprocess.Popen(
-            [self.executable, path, "--sentinel"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.spawn(port, [self.executable, path, "--sentinel"])
 
     def start(self, timeout: float = 30.0) -> None:
         self._server(self.master_port)
@@ -81,32 +70,3 @@ class RedisSentinel:
             finally:
                 node.close()
         return True
-
-    def kill(self, port: int) -> None:
-        proc = self.processes[port]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-
-    def close(self) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisSentinel:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -33,12 +33,6 @@ ALGORITHMS = ["fixed_window", "sliding_window", "sliding_window_counter", "token
 STORES = ["memory", "sqlite", "redis", "custom"]
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
 @pytest.fixture
 def make_backend(server: RedisServer, tmp_path: Any) -> Callable[[str], Any]:
     client = server.client()

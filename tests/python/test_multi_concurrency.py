@@ -9,9 +9,7 @@ requests.
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -35,18 +33,6 @@ EXPECTED["adaptive"] = (10, [(5, 0), (20, 30)])
 
 def frozen_clock() -> float:
     return FROZEN
-
-
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Any:
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
 
 
 def make_backend(store: str, where: str) -> Any:

@@ -4,10 +4,9 @@ cache flushes, TTLs and one round trip per decision."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,29 +30,6 @@ FAKE_NOW = 1_000.0
 WINDOWED = {"FixedWindowRateLimiter", "SlidingWindowRateLimiter",
             "SlidingWindowCounterRateLimiter"}
 BY_NAME = {cls.__name__: cls for cls in ALL_LIMITERS}
-
-
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    if server.process is None or server.process.poll() is not None:
-        server.start()
-    c = server.client()
-    c.flushall()
-    c.config_resetstat()
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Any:
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
 
 
 def fixed_clock() -> float:

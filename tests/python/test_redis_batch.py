@@ -22,22 +22,6 @@ class _Wrapped(redis.Redis):
     """Any client other than a plain redis.Redis runs through the client object."""
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    if server.process is None or server.process.poll() is not None:
-        server.start()
-    c = server.client()
-    c.flushall()
-    yield c
-    c.close()
-
-
 def backend_for(server: RedisServer, path: str, **kwargs: Any) -> RedisBackend:
     if path == "native":
         return RedisBackend(url=server.url, **kwargs)

@@ -6,9 +6,7 @@ redis+cluster:// URL, and the bad-input cases (non-cluster node, CLUSTERDOWN, cr
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,24 +29,12 @@ BY_NAME = {cls.__name__: cls for cls in ALL_LIMITERS}
 NAMES = list(BY_NAME)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    with RedisCluster() as c:
-        yield c
-
-
 @pytest.fixture
 def client(cluster: RedisCluster) -> Any:
     c = cluster.client()
     c.flushall()
     yield c
     c.close()
-
-
-@pytest.fixture(scope="module")
-def process_pool() -> Any:
-    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
 
 
 def fixed_clock() -> float:
@@ -294,3 +280,20 @@ def test_native_path_computes_every_slot_itself(cluster: RedisCluster, client: A
     assert moved_replies(cluster) == before
     sizes = [cluster.node(port).dbsize() for port in cluster.masters()]
     assert all(size > 0 for size in sizes) and sum(sizes) == 1000 + 2 * 200
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_rejection_cache_on_a_cluster(cluster: RedisCluster, client: Any, path: str) -> None:
+    """cache_rejections works on either cluster path: exact admissions on keys spread over
+    the masters, and once a key is over its limit its rejections are answered locally."""
+    backend = cluster_backend(cluster.ports[0], path, use_server_time=False,
+                              cache_rejections=True)
+    limiter = make_exact(BY_NAME["FixedWindowRateLimiter"], backend, 3, 60.0, clock=fixed_clock)
+    keys = [f"cached-{i}" for i in range(30)]
+    admitted = [sum(limiter.is_allowed(key).allowed for _ in range(10)) for key in keys]
+    assert admitted == [3] * 30
+    # Per key: 3 admissions and the first rejection went to the cluster, 6 were cached.
+    assert backend.counters["cache_hits"] == 30 * 6
+    assert backend.counters["cache_entries"] == 30
+    masters = cluster.masters()
+    assert all(cluster.node(port).dbsize() > 0 for port in masters)

@@ -12,6 +12,7 @@ import pytest
 from conftest import ALL_LIMITERS, FakeClock, make_exact
 from redis.crc import key_slot
 from redis_cluster import RedisCluster
+from redis_server import wait_replicated
 
 from ratelimiter import RedisBackend
 
@@ -28,12 +29,6 @@ def cluster_backend(cluster: RedisCluster, path: str, **kwargs: Any) -> RedisBac
     return RedisBackend(cluster.client(socket_timeout=kwargs.pop("timeout", 0.5),
                                        socket_connect_timeout=kwargs.pop("connect_timeout", 0.25)),
                         **kwargs)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Any:
-    with RedisCluster() as c:
-        yield c
 
 
 def node_id(cluster: RedisCluster, port: int) -> str:
@@ -137,22 +132,6 @@ def _algorithm(limiter: Any) -> str:
     }[type(limiter).__name__]
 
 
-def wait_replicated(cluster: RedisCluster, master: int) -> None:
-    """Until the master's replica has acknowledged everything the master wrote."""
-    node = cluster.node(master)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            info = node.info("replication")
-            replica = info.get("slave0")
-            if replica and int(replica["offset"]) == int(info["master_repl_offset"]):
-                return
-            time.sleep(0.02)
-        raise RuntimeError("replica did not catch up")
-    finally:
-        node.close()
-
-
 def key_on(cluster: RedisCluster, backend: RedisBackend, master: int, prefix: str,
            others: bool = False) -> str:
     """A limiter key whose token-bucket state lives on `master` (or, with others=True, not)."""
@@ -177,7 +156,7 @@ def test_master_killed_replica_promoted_on_error_meanwhile(cluster: RedisCluster
     safe = key_on(cluster, backend, victim, f"safe-{path}-", others=True)
     assert [limiter.is_allowed(doomed).allowed for _ in range(4)] == [True] * 4
     assert [limiter.is_allowed(safe).allowed for _ in range(4)] == [True] * 4
-    wait_replicated(cluster, victim)
+    wait_replicated(victim)
 
     cluster.kill(victim)
     # Until the replica is promoted, decisions on the dead master's slots are the on_error

@@ -11,6 +11,7 @@ import pytest
 import redis.sentinel
 from conftest import FakeClock
 from redis_sentinel import RedisSentinel
+from redis_server import wait_replicated
 
 from ratelimiter import RedisBackend, TokenBucketRateLimiter
 
@@ -21,21 +22,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 def sentinel() -> Any:
     with RedisSentinel() as s:
         yield s
-
-
-def wait_replicated(port: int) -> None:
-    node = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            info = node.info("replication")
-            replica = info.get("slave0")
-            if replica and int(replica["offset"]) == int(info["master_repl_offset"]):
-                return
-            time.sleep(0.02)
-        raise RuntimeError("replica did not catch up")
-    finally:
-        node.close()
 
 
 def test_sentinel_failover(sentinel: RedisSentinel) -> None:

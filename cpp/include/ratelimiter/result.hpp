@@ -22,6 +22,9 @@ struct Decision {
     // Not decided by the store: a shared store failed and its on_error policy ("allow" or
     // "deny") answered instead (RedisStore). `allowed` holds the policy's answer.
     bool fallback = false;
+    // Answered by RedisStore's rejection cache (store/rejection_cache.hpp), not by Redis:
+    // a rejection Redis gave earlier, its waits reduced by the time since.
+    bool cached = false;
     std::int64_t remaining = 0;
     double reset_after = 0.0;
     double retry_after = 0.0;

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+from collections.abc import Iterable
 from concurrent.futures import Executor
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 from .._protocols import SyncLimiter
 from ..exceptions import RateLimitExceeded
 from ..result import RateLimitResult
-from .base import never_blocks
+from .base import batch_keys, never_blocks
 
 __all__ = ["AsyncRateLimiter", "async_rate_limit"]
 
@@ -122,6 +123,27 @@ class AsyncRateLimiter:
     async def is_allowed(self, key: str, cost: int = 1) -> RateLimitResult:
         """Decide one request of ``cost`` for ``key`` without blocking the event loop."""
         return await _decide(self._limiter, self._mode, self._executor, key, cost)
+
+    async def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
+        """Decide one request of ``cost`` per key, in order, without blocking the event loop.
+
+        On an ``AsyncRedisBackend`` the whole batch is one pipeline (one round trip; one per
+        node on a cluster); elsewhere the limiter's ``is_allowed_many`` runs once (directly
+        on a store that never blocks, else in the executor), key by key for a limiter that
+        has none. Every key is validated before any is decided.
+        """
+        batch = batch_keys(keys)
+        limiter = self._limiter
+        if self._mode == _NATIVE_ASYNC:
+            return cast(list[RateLimitResult],
+                        await _native(limiter, "is_allowed_many_async", batch, cost))
+        many = getattr(limiter, "is_allowed_many", None)
+        call: Callable[[], list[RateLimitResult]] = (
+            functools.partial(many, batch, cost) if callable(many)
+            else lambda: [limiter.is_allowed(key, cost) for key in batch])
+        if self._mode == _DIRECT:
+            return call()
+        return await _in_executor(self._executor, call)
 
     async def peek(self, key: str) -> RateLimitResult:
         """``key``'s state as a cost-1 decision, consuming nothing (if the limiter has peek)."""

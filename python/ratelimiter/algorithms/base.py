@@ -58,6 +58,27 @@ def _check_detail(detail: object) -> None:
         raise ConfigurationTypeError(f"detail must be a bool, got {type(detail).__name__}")
 
 
+def collect_batch(on_error: str, replies: Sequence[Any], read: Callable[[int, list[Any]], Any],
+                  fallback: Callable[[int], Any]) -> list[Any]:
+    """Each key's result from an async Redis batch, as RedisStore::decide_many does it:
+    reply ``i`` is read by ``read(i, parts)``; a key whose call failed gets ``fallback(i)``
+    (the ``on_error`` answer), or under ``"raise"`` the first such error is raised once
+    every reply has been read (the others were decided by Redis all the same)."""
+    results: list[Any] = []
+    first_error: Optional[BaseException] = None
+    for i, reply in enumerate(replies):
+        if isinstance(reply, BaseException):
+            if on_error == "raise":
+                first_error = first_error or reply
+            else:
+                results.append(fallback(i))
+            continue
+        results.append(read(i, [reply] if isinstance(reply, (bytes, str)) else list(reply)))
+    if first_error is not None:
+        raise first_error
+    return results
+
+
 class BaseAlgorithm(ABC):
     """What every limiter offers. Subclass it to write your own algorithm."""
 
@@ -169,6 +190,9 @@ class NativeRateLimiter(BaseAlgorithm):
         self.clock = clock
         self._limit = limit
         self._window = float(window)
+        # A whole-service load (adaptive load_capacity) moves the parameters after every
+        # decision, so async batches on Redis then decide one key after the other.
+        self._batch_in_order = extras.get("load_capacity") is not None
         # Hot path: bind a direct C++ entry point onto the instance, so a call costs one
         # Python-to-C++ crossing. Subclasses that override is_allowed keep their override.
         if type(self).is_allowed is NativeRateLimiter.is_allowed:
@@ -243,6 +267,21 @@ class NativeRateLimiter(BaseAlgorithm):
         result: RateLimitResult = await self._off_loop(self.peek, key)
         return result
 
+    async def is_allowed_many_async(
+        self, keys: Iterable[str], cost: int = 1
+    ) -> list[RateLimitResult]:
+        """``is_allowed_many`` for asyncio code: one request per key, in order.
+
+        On an ``AsyncRedisBackend`` every key's script call goes in one pipeline (one round
+        trip; per node on a cluster); elsewhere as :meth:`is_allowed_async`. Every key is
+        validated before any is decided; ``on_error`` and ``timeout`` apply to the batch.
+        """
+        batch = batch_keys(keys)
+        if getattr(self.backend, "is_async", False) is True:
+            return await self._script_batch(batch, cost)
+        results: list[RateLimitResult] = await self._off_loop(self.is_allowed_many, batch, cost)
+        return results
+
     async def reset_async(self, key: str) -> None:
         """``reset`` for asyncio code (see :meth:`is_allowed_async`)."""
         if getattr(self.backend, "is_async", False) is True:
@@ -273,6 +312,30 @@ class NativeRateLimiter(BaseAlgorithm):
         parts = [reply] if isinstance(reply, (bytes, str)) else list(reply)
         result: RateLimitResult = self._impl._redis_result(key, parts, limit, window, now, cost)
         return result
+
+    async def _script_batch(self, keys: Sequence[str], cost: int) -> list[RateLimitResult]:
+        if self._batch_in_order:
+            return [await self._script_decision(key, cost, peek=False) for key in keys]
+        backend: Any = self.backend
+        binary = bool(backend.binary_replies)
+        # Every call is built (so every key and the cost validated) before anything is sent.
+        calls = [self._impl._redis_call(key, cost, False, backend.use_server_time, binary)
+                 for key in keys]
+        if not calls:
+            return []
+        name = calls[0][0]
+        try:
+            replies = await backend.run_script_many(
+                name, [([backend.storage_key(call[1], name)], call[2]) for call in calls])
+        except BackendError:
+            if backend.on_error == "raise":
+                raise
+            return [backend.fallback_result(key, call[3], call[4])
+                    for key, call in zip(keys, calls)]
+        return collect_batch(
+            backend.on_error, replies,
+            lambda i, parts: self._impl._redis_result(keys[i], parts, *calls[i][3:]),
+            lambda i: backend.fallback_result(keys[i], calls[i][3], calls[i][4]))
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,7 @@ import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, Optional, TypeVar
 
+from .. import _core
 from ..exceptions import BackendError, ConfigurationError
 from ..result import RateLimitResult
 from ._redis_common import (
@@ -18,6 +19,7 @@ from ._redis_common import (
     single_scripts,
     translate,
 )
+from ._rejection_cache import rejection_cache_entries
 
 __all__ = ["AsyncRedisBackend"]
 
@@ -41,6 +43,10 @@ class AsyncRedisBackend:
     then returns: ``"raise"`` (``BackendError`` / ``BackendConnectionError``), ``"allow"``
     (fail open) or ``"deny"`` (fail closed, ``retry_after`` 1 s); such results carry
     ``metadata["on_error"]`` and are counted in :attr:`counters`.
+
+    ``cache_rejections`` / ``rejection_cache_size``: known rejections answered without a
+    round trip, exactly as :class:`RedisBackend` documents (the same C++ cache,
+    ``_core.RejectionCache``); cached results carry ``metadata["cached"] = True``.
     """
 
     #: Marks the backend as asyncio-only for limiters and AsyncRateLimiter.
@@ -48,12 +54,17 @@ class AsyncRedisBackend:
 
     def __init__(self, client: Any, key_prefix: str = "rl:", *,
                  timeout: Optional[float] = 0.5, on_error: str = "raise",
-                 use_server_time: bool = True) -> None:
+                 use_server_time: bool = True, cache_rejections: bool = False,
+                 rejection_cache_size: int = 10_000) -> None:
         if client is None:
             raise ConfigurationError("AsyncRedisBackend needs a redis.asyncio.Redis client")
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
         check_on_error(on_error)
+        cache_entries = rejection_cache_entries(cache_rejections, rejection_cache_size)
+        self._rejections = _core.RejectionCache(cache_entries) if cache_entries else None
+        #: Whether known rejections are answered locally (see RedisBackend).
+        self.cache_rejections = self._rejections is not None
         self.timeout = _check_timeout(timeout)
         self.on_error = on_error
         self._errors = 0
@@ -72,12 +83,16 @@ class AsyncRedisBackend:
 
     @property
     def counters(self) -> dict[str, int]:
-        """``errors`` (failed attempts to decide), ``fallback_allowed``, ``fallback_denied``."""
-        return {
+        """``errors`` (failed attempts to decide), ``fallback_allowed``, ``fallback_denied``;
+        with ``cache_rejections`` also the cache's counters (as RedisBackend's)."""
+        counters = {
             "errors": self._errors,
             "fallback_allowed": self._fallback_allowed,
             "fallback_denied": self._fallback_denied,
         }
+        if self._rejections is not None:
+            counters.update(self._rejections.counters)
+        return counters
 
     def storage_key(self, key: str, algorithm: str) -> str:
         """The Redis key of ``algorithm``'s state for a limiter key (as RedisBackend's)."""
@@ -108,8 +123,21 @@ class AsyncRedisBackend:
         """
         if algorithm not in single_scripts().sources:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
-        return await self._bounded(self._evalsha(single_scripts(), algorithm, [storage_key],
-                                                 args))
+        cache = self._rejections
+        if cache is None:
+            return await self._bounded(self._evalsha(single_scripts(), algorithm,
+                                                     [storage_key], args))
+        # A known rejection comes back as a reply the limiter reads like Redis's own
+        # (marked cached); the clock and stamp are read before sending (rejection_cache.hpp).
+        sent = cache.monotonic()
+        ticket = cache.ticket(storage_key)
+        hit = cache.lookup(storage_key, algorithm, args, sent)
+        if hit is not None:
+            return hit
+        reply = await self._bounded(self._evalsha(single_scripts(), algorithm, [storage_key],
+                                                  args))
+        cache.record(storage_key, algorithm, args, reply, sent, ticket)
+        return reply
 
     async def run_multi_script(self, algorithm: str, keys: Sequence[str],
                                args: Sequence[Any]) -> Any:
@@ -120,6 +148,100 @@ class AsyncRedisBackend:
         if algorithm not in multi_scripts().sources:
             raise ConfigurationError(f"unknown algorithm {algorithm!r}")
         return await self._bounded(self._evalsha(multi_scripts(), algorithm, keys, args))
+
+    async def run_script_many(self, algorithm: str,
+                              calls: Sequence[tuple[Sequence[str], Sequence[Any]]], *,
+                              multi: bool = False) -> list[Any]:
+        """``algorithm``'s script once per ``(keys, args)`` call, all in one pipeline
+        (``transaction=False``): one round trip on a ``redis.asyncio.Redis``; on a
+        ``redis.asyncio.cluster.RedisCluster`` its pipeline groups the calls by node and
+        sends every node's group at once. ``multi`` picks the multi-limit scripts.
+
+        Returns one item per call: its raw reply, or the ``BackendError`` that call got (a
+        script error on one key does not cost the others their decision). A failure of the
+        batch as a whole (timeout, connection) raises ``BackendError`` after at most
+        ``timeout`` seconds, counted once per call as RedisBackend counts its batches.
+        """
+        scripts = multi_scripts() if multi else single_scripts()
+        if algorithm not in scripts.sources:
+            raise ConfigurationError(f"unknown algorithm {algorithm!r}")
+        if not calls:
+            return []
+        if self._rejections is not None and not multi:
+            return await self._run_many_cached(self._rejections, scripts, algorithm, calls)
+        try:
+            replies = await self._bounded(self._evalsha_many(scripts, algorithm, calls))
+        except BackendError:
+            self._errors += len(calls) - 1  # _bounded counted one
+            raise
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        self._errors += len(failed)
+        return [translate(reply) if isinstance(reply, Exception) else reply
+                for reply in replies]
+
+    async def _run_many_cached(self, cache: Any, scripts: Scripts, algorithm: str,
+                               calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+                               ) -> list[Any]:
+        """run_script_many with the rejection cache: known rejections are answered here
+        (as run_script does), the other calls go to Redis in one pipeline."""
+        sent = cache.monotonic()
+        out: list[Any] = [None] * len(calls)
+        pending: list[tuple[int, int]] = []  # (call index, ticket) of calls sent to Redis
+        for i, (keys, args) in enumerate(calls):
+            ticket = cache.ticket(keys[0])
+            out[i] = cache.lookup(keys[0], algorithm, args, sent)
+            if out[i] is None:
+                pending.append((i, ticket))
+        if not pending:
+            return out
+        try:
+            replies = await self._bounded(
+                self._evalsha_many(scripts, algorithm, [calls[i] for i, _ in pending]))
+        except BackendError:
+            self._errors += len(pending) - 1  # _bounded counted one
+            raise
+        for (i, ticket), reply in zip(pending, replies):
+            if isinstance(reply, Exception):
+                self._errors += 1
+                out[i] = translate(reply)
+            else:
+                keys, args = calls[i]
+                cache.record(keys[0], algorithm, args, reply, sent, ticket)
+                out[i] = reply
+        return out
+
+    async def _evalsha_many(self, scripts: Scripts, algorithm: str,
+                            calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        sha, source = scripts.shas[algorithm], scripts.sources[algorithm]
+        if not hasattr(self.client, "pipeline"):  # a client without pipelines: call by call
+            return [await self._evalsha_or_error(scripts, algorithm, keys, args)
+                    for keys, args in calls]
+        replies = await self._pipelined(
+            [("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls])
+        missing = [i for i, reply in enumerate(replies)
+                   if isinstance(reply, Exception) and is_noscript(reply)]
+        if missing:  # a node's script cache was flushed: EVAL loads it again, once
+            again = await self._pipelined(
+                [("EVAL", source, len(calls[i][0]), *calls[i][0], *calls[i][1])
+                 for i in missing])
+            for i, reply in zip(missing, again):
+                replies[i] = reply
+        return replies
+
+    async def _pipelined(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        # execute_command: RedisCluster's pipeline has no evalsha(), yet routes a queued
+        # EVALSHA by its key's slot like any other keyed command.
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _evalsha_or_error(self, scripts: Scripts, algorithm: str, keys: Sequence[str],
+                                args: Sequence[Any]) -> Any:
+        try:
+            return await self._evalsha(scripts, algorithm, keys, args)
+        except Exception as exc:
+            return exc
 
     async def _evalsha(self, scripts: Scripts, algorithm: str, keys: Sequence[str],
                        args: Sequence[Any]) -> Any:
@@ -152,11 +274,18 @@ class AsyncRedisBackend:
         A failure raises only under ``on_error="raise"`` (counted in ``errors`` either way),
         as RedisBackend's reset.
         """
+        storage_key = self.storage_key(key, algorithm)
+        # Before the DEL (no cached answer outlives it) and after (nor one recorded meanwhile).
+        if self._rejections is not None:
+            self._rejections.invalidate(storage_key)
         try:
-            await self._bounded(self.client.delete(self.storage_key(key, algorithm)))
+            await self._bounded(self.client.delete(storage_key))
         except BackendError:
             if self.on_error == "raise":
                 raise
+        finally:
+            if self._rejections is not None:
+                self._rejections.invalidate(storage_key)
 
     async def ping(self) -> bool:
         """Whether Redis answers PING within ``timeout``."""

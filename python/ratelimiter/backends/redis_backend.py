@@ -11,6 +11,7 @@ from .. import _core
 from ..exceptions import BackendConnectionError, BackendError, ConfigurationError
 from ._dict_primitives import validate_amount, validate_ttl
 from ._redis_common import check_on_error, is_noscript, multi_scripts, single_scripts, translate
+from ._rejection_cache import rejection_cache_entries
 from .base import BaseBackend
 
 __all__ = ["RedisBackend"]
@@ -47,6 +48,22 @@ class RedisBackend(BaseBackend):
     path; a client keeps its own timeouts). ``on_error`` decides what a call returns when Redis
     is unreachable, slow or fails: ``"raise"`` (``BackendError``/``BackendConnectionError``),
     ``"allow"`` (fail open) or ``"deny"`` (fail closed); :attr:`counters` counts such decisions.
+
+    ``cache_rejections=True`` answers known rejections in this process, without a round
+    trip: once Redis rejects a request of cost ``c`` on a key, requests of cost ``>= c`` on
+    that key (same algorithm and parameters) are rejected locally until the instant Redis
+    said cost ``c`` could next be admitted (measured on the monotonic clock; a wall clock
+    going backwards never extends it). Such results carry ``metadata["cached"] = True``;
+    ``retry_after``/``reset_after`` are Redis's, reduced by the time since, while
+    ``remaining`` and the algorithm's metadata are as of Redis's rejection. Every cached
+    answer is one Redis would also give — except after a ``reset`` of the key by *another*
+    process, which this process does not see: it keeps rejecting that key for at most the
+    ``retry_after`` it was told (a ``reset`` in this process takes effect at once). Hence
+    off by default. At most ``rejection_cache_size`` keys are remembered (oldest dropped).
+    ``peek``, multi-limit decisions (:class:`~ratelimiter.MultiRateLimiter`) and the adaptive
+    algorithm (whose ``retry_after`` may exceed the real wait) bypass the cache;
+    ``is_allowed_many`` uses it. :attr:`counters` then adds ``cache_hits``,
+    ``rejections_cached``, ``cache_evictions`` and ``cache_entries``.
     """
 
     def __init__(
@@ -59,10 +76,13 @@ class RedisBackend(BaseBackend):
         connect_timeout: float = 0.25,
         on_error: str = "raise",
         use_server_time: bool = True,
+        cache_rejections: bool = False,
+        rejection_cache_size: int = 10_000,
     ) -> None:
         if not isinstance(key_prefix, str):
             raise ConfigurationError(f"key_prefix must be a str, got {type(key_prefix).__name__}")
         check_on_error(on_error)
+        cache_entries = rejection_cache_entries(cache_rejections, rejection_cache_size)
         if client is not None and url is not None:
             raise ConfigurationError("pass either client or url, not both")
         cluster = url is not None and _is_cluster_url(url) or _is_cluster_client(client)
@@ -93,6 +113,7 @@ class RedisBackend(BaseBackend):
                 key_prefix=key_prefix,
                 use_server_time=self.use_server_time,
                 on_error=on_error,
+                rejection_cache_entries=cache_entries,
             )
         else:
             self._native = _core.RedisStore.with_client_ops(
@@ -100,7 +121,10 @@ class RedisBackend(BaseBackend):
                 key_prefix=key_prefix,
                 use_server_time=self.use_server_time,
                 on_error=on_error,
+                rejection_cache_entries=cache_entries,
             )
+        #: Whether known rejections are answered locally (see the class docstring).
+        self.cache_rejections = cache_entries > 0
 
     @property
     def is_native(self) -> bool:
@@ -109,7 +133,9 @@ class RedisBackend(BaseBackend):
 
     @property
     def counters(self) -> dict[str, int]:
-        """``errors`` (failed attempts to decide), ``fallback_allowed``, ``fallback_denied``."""
+        """``errors`` (failed attempts to decide), ``fallback_allowed``, ``fallback_denied``;
+        with ``cache_rejections`` also ``cache_hits`` (answered locally), ``rejections_cached``
+        (rejections remembered), ``cache_evictions`` (dropped for room), ``cache_entries``."""
         counters: dict[str, int] = self._native.counters
         return counters
 

@@ -16,9 +16,6 @@ from .base import BaseBackend
 
 __all__ = ["SQLiteBackend"]
 
-_ON_ERROR = ("raise",)
-
-
 def _finite(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationTypeError(f"{name} must be a number, got {type(value).__name__}")
@@ -49,14 +46,19 @@ class SQLiteBackend(BaseBackend):
             ``file:`` URI.
         wal_mode: put the file in write-ahead-log mode (readers never block the writer).
             ``False`` leaves the file's journal mode as it is.
-        busy_timeout: seconds to wait for a lock held by another connection before raising
-            :class:`~ratelimiter.BackendError` (a call never hangs: at most about
-            ``2 * busy_timeout + 1`` s when threads queue behind a stuck lock).
+        busy_timeout: seconds to wait for a lock held by another connection before the
+            decision fails (a call never hangs: at most about ``2 * busy_timeout + 1`` s
+            when threads queue behind a stuck lock); ``on_error`` says what it answers.
         synchronous: SQLite's ``PRAGMA synchronous``: ``"OFF"``, ``"NORMAL"`` (default;
             with WAL, a power loss may lose the last decisions but never corrupts the file),
             ``"FULL"`` or ``"EXTRA"``.
-        on_error: ``"raise"`` (the only policy supported yet): SQLite failures raise
-            :class:`~ratelimiter.BackendError`.
+        on_error: what a decision answers when SQLite cannot make it (a lock held past
+            ``busy_timeout``, a disk I/O error, a corrupt file or state row, a closed
+            backend), as :class:`~ratelimiter.RedisBackend`'s: ``"raise"`` (default) raises
+            :class:`~ratelimiter.BackendError`; ``"allow"`` admits (fail open) and
+            ``"deny"`` rejects with ``retry_after == 1.0`` (fail closed), both with
+            ``metadata["on_error"]`` set and counted in :attr:`counters`. Opening the file
+            and the ``BaseBackend`` primitives always raise.
 
     Expired state rows are pruned in bounded batches as decisions are made, and all at
     once by :meth:`purge_expired`. The ``BaseBackend`` primitives (``get``, ``set``,
@@ -74,20 +76,22 @@ class SQLiteBackend(BaseBackend):
         synchronous: str = "NORMAL",
         on_error: str = "raise",
     ) -> None:
-        if on_error not in _ON_ERROR:
-            raise ConfigurationError(
-                f"on_error must be 'raise' for SQLiteBackend (fail-open/closed policies are "
-                f"not supported yet), got {on_error!r}"
-            )
         if isinstance(db_path, os.PathLike):
             db_path = os.fspath(db_path)
-        self._native = _core.SqliteStore(db_path, wal_mode, busy_timeout, synchronous)
+        self._native = _core.SqliteStore(db_path, wal_mode, busy_timeout, synchronous, on_error)
         self.on_error = on_error
 
     @property
     def db_path(self) -> str:
         """The path (or URI) the database was opened with."""
         return self._native.path
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """``errors`` (decisions SQLite failed to make, under any policy),
+        ``fallback_allowed`` / ``fallback_denied`` (answered by ``on_error`` instead)."""
+        counters: dict[str, int] = self._native.counters
+        return counters
 
     def __len__(self) -> int:
         """Number of limiter-state rows in the file (a count over the table)."""
@@ -118,7 +122,7 @@ class SQLiteBackend(BaseBackend):
         self.close()
 
     def __repr__(self) -> str:
-        return f"SQLiteBackend({self.db_path!r})"
+        return f"SQLiteBackend({self.db_path!r}, on_error={self.on_error!r})"
 
     # ---- BaseBackend primitives (time.time() looked up per call, so patching it works) ----
 

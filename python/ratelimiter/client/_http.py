@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+import threading
+import time
+from typing import Any, Callable, Optional, TypeVar, Union
 from urllib.parse import urlsplit
 
-from ..exceptions import ConfigurationTypeError
+from ..exceptions import ConfigurationTypeError, RetryExhausted
 from . import _waiting
 from .breaker import CircuitBreaker
-from .retry import RetryPolicy
+from .retry import RetryPolicy, _Attempts
 from .throttle import _check_concurrency
 
 __all__ = ["KeySpec", "CostSpec", "host_key"]
 
 KeySpec = Union[str, Callable[[Any], str], None]
 CostSpec = Union[int, Callable[[Any], Any]]
+_Response = TypeVar("_Response")
 
 
 def host_key(url: str) -> str:
@@ -82,3 +85,63 @@ class _Options:
     def is_failure(self, status: int) -> bool:
         """What the breaker counts against the service: retryable statuses and 5xx."""
         return status in self.retry.retry_statuses or status >= 500
+
+    def after_response(self, key: str, method: str, response: Any, *, share: bool = True,
+                       ) -> tuple[bool, Optional[float]]:
+        """Breaker bookkeeping and the server's wait; ``(retryable, server_wait)``."""
+        status = response.status_code
+        if self.breaker is not None:
+            if self.is_failure(status):
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+        if status not in self.retry.retry_statuses:
+            return False, None
+        server_wait = self.retry.server_wait(response.headers, time.time())
+        if server_wait is not None:
+            self.server_said_wait(key, server_wait, share=share)
+        return self.retry.retries_method(method), server_wait
+
+
+def send_with_retries(options: _Options, slots: Optional[threading.BoundedSemaphore],
+                      request: Any, url: str, method: str, send: Callable[[], _Response],
+                      read_body: Callable[[_Response], object]) -> _Response:
+    """The synchronous adapters' loop (requests and httpx): per attempt the breaker, a
+    concurrency slot, the quota (``acquire``), then ``send()``; a refused response is
+    retried as the policy says, or raised as ``RetryExhausted`` with its body read
+    (``read_body``) so it is usable after close."""
+    timer = _waiting._current_timer(None)
+    key = options.key_for(request, url)
+    cost = options.cost_for(request)
+    attempts = _Attempts(options.retry, timer.monotonic())
+    while True:
+        if options.breaker is not None:
+            options.breaker.before_call()
+        if slots is not None:
+            slots.acquire()
+        try:
+            options.before_acquire(key)
+            _waiting.acquire(options.limiter, key, cost,
+                             attempts.remaining_budget(timer.monotonic()))
+            attempts.sent += 1
+            try:
+                response = send()
+            except Exception:
+                if options.breaker is not None:
+                    options.breaker.record_failure()
+                raise
+        finally:
+            if slots is not None:
+                slots.release()
+        retryable, server_wait = options.after_response(key, method, response)
+        if not retryable:
+            return response
+        wait, reason = attempts.next_wait(server_wait, timer.monotonic())
+        if wait is None:
+            read_body(response)
+            response.close()  # type: ignore[attr-defined]
+            raise RetryExhausted(response, attempts.sent, reason)
+        response.close()  # type: ignore[attr-defined]
+        if server_wait is None:
+            timer.sleep(wait)
+        # else: the pause makes the next acquire wait exactly that long (in FIFO order)

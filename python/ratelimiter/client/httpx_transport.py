@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import weakref
 from typing import Any, Optional
 
@@ -21,31 +20,13 @@ import httpx
 
 from ..exceptions import RetryExhausted
 from . import _waiting
-from ._http import CostSpec, KeySpec, _Options
+from ._http import CostSpec, KeySpec, _Options, send_with_retries
 from .breaker import CircuitBreaker
 from .retry import RetryPolicy, _Attempts
 
 __all__ = ["AsyncRateLimitedTransport", "RateLimitedTransport"]
 
 _DEFAULT = RetryPolicy()
-
-
-def _after_response(options: _Options, key: str, request: httpx.Request,
-                    response: httpx.Response, *, share: bool = True,
-                    ) -> tuple[bool, Optional[float]]:
-    """Breaker bookkeeping and the server's wait; ``(retryable, server_wait)``."""
-    status = response.status_code
-    if options.breaker is not None:
-        if options.is_failure(status):
-            options.breaker.record_failure()
-        else:
-            options.breaker.record_success()
-    if status not in options.retry.retry_statuses:
-        return False, None
-    server_wait = options.retry.server_wait(response.headers, time.time())
-    if server_wait is not None:
-        options.server_said_wait(key, server_wait, share=share)
-    return options.retry.retries_method(request.method), server_wait
 
 
 class RateLimitedTransport(httpx.BaseTransport):
@@ -74,41 +55,10 @@ class RateLimitedTransport(httpx.BaseTransport):
         return self._rl.limiter
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        options = self._rl
-        timer = _waiting._current_timer(None)
-        key = options.key_for(request, str(request.url))
-        cost = options.cost_for(request)
-        attempts = _Attempts(options.retry, timer.monotonic())
-        while True:
-            if options.breaker is not None:
-                options.breaker.before_call()
-            if self._slots is not None:
-                self._slots.acquire()
-            try:
-                options.before_acquire(key)
-                _waiting.acquire(options.limiter, key, cost,
-                                 attempts.remaining_budget(timer.monotonic()))
-                attempts.sent += 1
-                try:
-                    response = self._transport.handle_request(request)
-                except Exception:
-                    if options.breaker is not None:
-                        options.breaker.record_failure()
-                    raise
-            finally:
-                if self._slots is not None:
-                    self._slots.release()
-            retryable, server_wait = _after_response(options, key, request, response)
-            if not retryable:
-                return response
-            wait, reason = attempts.next_wait(server_wait, timer.monotonic())
-            if wait is None:
-                response.read()
-                response.close()
-                raise RetryExhausted(response, attempts.sent, reason)
-            response.close()
-            if server_wait is None:
-                timer.sleep(wait)
+        return send_with_retries(self._rl, self._slots, request, str(request.url),
+                                 request.method,
+                                 lambda: self._transport.handle_request(request),
+                                 lambda response: response.read())
 
     def close(self) -> None:
         self._transport.close()
@@ -177,8 +127,8 @@ class AsyncRateLimitedTransport(httpx.AsyncBaseTransport):
             finally:
                 if semaphore is not None:
                     semaphore.release()
-            retryable, server_wait = _after_response(options, key, request, response,
-                                                     share=False)
+            retryable, server_wait = options.after_response(key, request.method, response,
+                                                            share=False)
             if server_wait is not None and options.share_pauses:
                 await asyncio.to_thread(_waiting.share_pause, options.limiter, key, server_wait)
             if not retryable:

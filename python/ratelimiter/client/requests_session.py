@@ -10,16 +10,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Optional
 
 import requests
 
-from ..exceptions import RetryExhausted
-from . import _waiting
-from ._http import CostSpec, KeySpec, _Options
+from ._http import CostSpec, KeySpec, _Options, send_with_retries
 from .breaker import CircuitBreaker
-from .retry import RetryPolicy, _Attempts
+from .retry import RetryPolicy
 
 __all__ = ["RateLimitedSession"]
 
@@ -69,49 +66,7 @@ class RateLimitedSession(requests.Session):
         return self._rl.limiter
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        options = self._rl
-        timer = _waiting._current_timer(None)
-        key = options.key_for(request, request.url or "")
-        cost = options.cost_for(request)
-        attempts = _Attempts(options.retry, timer.monotonic())
-        while True:
-            if options.breaker is not None:
-                options.breaker.before_call()
-            if self._slots is not None:
-                self._slots.acquire()
-            try:
-                options.before_acquire(key)
-                _waiting.acquire(options.limiter, key, cost,
-                                 attempts.remaining_budget(timer.monotonic()))
-                attempts.sent += 1
-                try:
-                    response = super().send(request, **kwargs)
-                except Exception:
-                    if options.breaker is not None:
-                        options.breaker.record_failure()
-                    raise
-            finally:
-                if self._slots is not None:
-                    self._slots.release()
-            status = response.status_code
-            if options.breaker is not None:
-                if options.is_failure(status):
-                    options.breaker.record_failure()
-                else:
-                    options.breaker.record_success()
-            if status not in options.retry.retry_statuses:
-                return response
-            server_wait = options.retry.server_wait(response.headers, time.time())
-            if server_wait is not None:
-                options.server_said_wait(key, server_wait)
-            if not options.retry.retries_method(request.method or "GET"):
-                return response
-            wait, reason = attempts.next_wait(server_wait, timer.monotonic())
-            if wait is None:
-                response.content  # noqa: B018  (read it, so it is usable after close)
-                response.close()
-                raise RetryExhausted(response, attempts.sent, reason)
-            response.close()
-            if server_wait is None:
-                timer.sleep(wait)
-            # else: the pause makes the next acquire wait exactly that long (in FIFO order)
+        return send_with_retries(self._rl, self._slots, request, request.url or "",
+                                 request.method or "GET",
+                                 lambda: super(RateLimitedSession, self).send(request, **kwargs),
+                                 lambda response: response.content)

@@ -1,7 +1,7 @@
 // Adaptive hybrid: a sliding-window guard and a token bucket whose burst shrinks while the
 // measured load is high. Three layers, checked in this order:
 //   load sensor  sliding-window counter of admitted cost over adaptive_window (per key), or
-//                a load supplied by the caller (Params::external_load, aggregate mode);
+//                a load supplied by the caller (StepInput, aggregate mode);
 //   guard        sliding-window counter over `window`, ceiling effective_burst;
 //   bucket       capacity effective_burst, refilling at limit/window (long-run average).
 // The arithmetic is specified in docs/ALGORITHMS.md ("Adaptive hybrid"); shape as
@@ -12,7 +12,6 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <vector>
 
@@ -59,9 +58,10 @@ struct Adaptive {
         std::optional<double> load_capacity;
         double rate = 0.0;       // limit / window
         double max_burst = 0.0;  // effective_burst at zero load
-        // When not NaN, replaces the per-key load sensor (set per call in aggregate mode).
-        double external_load = std::numeric_limits<double>::quiet_NaN();
     };
+    // The per-call input: a load the caller measured (aggregate mode, load_capacity; see
+    // bindings/aggregate_load.hpp) replacing the per-key sensor. Empty: the key's own sensor.
+    using StepInput = std::optional<double>;
     struct State {
         WindowPair guard;  // {gk, gcurr, gprev, gwindow} over window
         double tokens = 0.0;
@@ -113,13 +113,15 @@ struct Adaptive {
                      WindowPair::fresh(now, p.adaptive_window)};
     }
 
-    static Decision step(State& s, double now, std::int64_t cost, const Params& p) {
-        return evaluate(s, now, cost, p, true);
+    static Decision step(State& s, double now, std::int64_t cost, const Params& p,
+                         StepInput external_load = std::nullopt) {
+        return evaluate(s, now, cost, p, external_load, true);
     }
 
-    static Decision peek(const State& s, double now, const Params& p) {
+    static Decision peek(const State& s, double now, const Params& p,
+                         StepInput external_load = std::nullopt) {
         State copy = s;
-        return evaluate(copy, now, 1, p, false);
+        return evaluate(copy, now, 1, p, external_load, false);
     }
 
     static double fresh_at(const State& s, const Params& p) {
@@ -182,7 +184,7 @@ private:
     }
 
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
-                             bool consume) {
+                             StepInput external_load, bool consume) {
         State next = s;
         sanitize(next, now, p);
         const double need = static_cast<double>(cost);
@@ -191,11 +193,9 @@ private:
 
         // 1-2. Load and the burst it allows.
         next.load.roll(now, lw);
-        double load = p.external_load;
-        if (std::isnan(load)) {
-            const double admitted = next.load.weighted(now, lw);
-            load = (admitted / p.adaptive_window) / p.rate;
-        }
+        const double load = external_load
+                                ? *external_load
+                                : (next.load.weighted(now, lw) / p.adaptive_window) / p.rate;
         const double effective_burst = burst_for(p, factor_for(p, load));
 
         // 3. Guard.

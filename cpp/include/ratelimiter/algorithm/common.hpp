@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
@@ -29,6 +30,23 @@ struct MetaField {
     const char* name;
     MetaKind kind;
 };
+
+// What a step reads per call besides (state, now, cost, params): a value the caller measures
+// for each call, so it cannot live in the params, which are fixed per limiter. Only the
+// adaptive limiter has one (Adaptive::StepInput, the aggregate load); the others take none.
+struct NoStepInput {};
+template <class Algo, class = void>
+struct StepInputTraits {
+    using type = NoStepInput;
+};
+template <class Algo>
+struct StepInputTraits<Algo, std::void_t<typename Algo::StepInput>> {
+    using type = typename Algo::StepInput;
+};
+template <class Algo>
+using StepInputOf = typename StepInputTraits<Algo>::type;
+template <class Algo>
+inline constexpr bool kTakesStepInput = !std::is_same_v<StepInputOf<Algo>, NoStepInput>;
 
 // Largest limit/cost accepted: keeps every count exactly representable as a double.
 inline constexpr std::int64_t kMaxCount = std::int64_t{1} << 52;

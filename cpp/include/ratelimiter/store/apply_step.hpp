@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "ratelimiter/algorithm/common.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/operation.hpp"
 
@@ -24,6 +25,28 @@ typename Algo::State load_state(bool present, const double* data, std::size_t n,
     return state;
 }
 
+// Algo::step and Algo::peek, handing over the per-call input to an algorithm that takes one.
+template <class Algo>
+Decision step_with(typename Algo::State& state, double now, std::int64_t cost,
+                   const typename Algo::Params& params, const StepInputOf<Algo>& input) {
+    if constexpr (kTakesStepInput<Algo>) {
+        return Algo::step(state, now, cost, params, input);
+    } else {
+        (void)input;
+        return Algo::step(state, now, cost, params);
+    }
+}
+template <class Algo>
+Decision peek_with(const typename Algo::State& state, double now,
+                   const typename Algo::Params& params, const StepInputOf<Algo>& input) {
+    if constexpr (kTakesStepInput<Algo>) {
+        return Algo::peek(state, now, params, input);
+    } else {
+        (void)input;
+        return Algo::peek(state, now, params);
+    }
+}
+
 // Runs `op` on `state` in place. When the state changed, calls save(state, fresh_at): the
 // store writes it back with that expiry. It changes on an admission, and on a clock-glitch
 // re-base (Algo::rebase, docs/ALGORITHMS.md "Stored state"), saved even when the step then
@@ -31,10 +54,11 @@ typename Algo::State load_state(bool present, const double* data, std::size_t n,
 // `now`, be rejected, and stay locked until real time catches up. A peek never changes it.
 template <class Algo, class Save>
 Decision apply_step(typename Algo::State& state, double now, std::int64_t cost,
-                    const typename Algo::Params& params, Operation op, Save&& save) {
-    if (op == Operation::peek) return Algo::peek(state, now, params);
+                    const typename Algo::Params& params, Operation op, Save&& save,
+                    const StepInputOf<Algo>& input = {}) {
+    if (op == Operation::peek) return peek_with<Algo>(state, now, params, input);
     const bool rebased = Algo::rebase(state, now, params);
-    Decision d = Algo::step(state, now, cost, params);
+    Decision d = step_with<Algo>(state, now, cost, params, input);
     if (d.allowed || rebased) {
         save(static_cast<const typename Algo::State&>(state), Algo::fresh_at(state, params));
     }
@@ -54,14 +78,16 @@ struct EncodedWrite {
 template <class Algo, class Out, class OnCorrupt>
 Decision apply_encoded_step(bool present, const double* data, std::size_t n, double now,
                             std::int64_t cost, const typename Algo::Params& params, Operation op,
-                            Out& out, OnCorrupt&& on_corrupt) {
+                            Out& out, OnCorrupt&& on_corrupt,
+                            const StepInputOf<Algo>& input = {}) {
     typename Algo::State state = load_state<Algo>(present, data, n, now, params, on_corrupt);
     return apply_step<Algo>(state, now, cost, params, op,
                             [&](const typename Algo::State& s, double fresh_at) {
                                 Algo::encode(s, out.encoded);
                                 out.fresh_at = fresh_at;
                                 out.write = true;
-                            });
+                            },
+                            input);
 }
 
 }  // namespace ratelimiter

@@ -43,14 +43,17 @@ public:
     MemoryStore& operator=(const MemoryStore&) = delete;
 
     // Runs one step of Algo on `key` atomically. `key` must already include any prefix.
+    // `input`: the algorithm's per-call input, if it takes one (common.hpp StepInputOf).
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op);
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {});
 
     // Consumes `cost` for each of keys[0..n) at one `now`, as n apply() calls in that order
     // would, but taking each shard's lock once: keys are grouped by shard (a stable counting
     // sort, so repeats of one key are decided in batch order). Each key is atomic on its own;
     // the batch as a whole is not (another thread may decide between two shards' groups).
+    // No per-call input: a caller whose algorithm needs one decides key by key.
     template <class Algo>
     void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
                     const typename Algo::Params& params, Decision* out);
@@ -120,7 +123,8 @@ private:
     // One step with the shard's lock held.
     template <class Algo>
     Decision apply_locked(Shard& shard, std::string_view key, std::uint64_t h, double now,
-                          std::int64_t cost, const typename Algo::Params& params, Operation op);
+                          std::int64_t cost, const typename Algo::Params& params, Operation op,
+                          const StepInputOf<Algo>& input = {});
     // Makes room for one insertion into table `T` of `shard` (lock held).
     template <class Algo>
     void make_room(Shard& shard, double now);
@@ -134,21 +138,24 @@ private:
 
 template <class Algo>
 Decision MemoryStore::apply(std::string_view key, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op) {
+                            const typename Algo::Params& params, Operation op,
+                            const StepInputOf<Algo>& input) {
     const std::uint64_t h = hash(key);
     Shard& shard = shard_for(h);
     std::lock_guard<std::mutex> lock(shard.mutex);
-    return apply_locked<Algo>(shard, key, h, now, cost, params, op);
+    return apply_locked<Algo>(shard, key, h, now, cost, params, op, input);
 }
 
 template <class Algo>
 Decision MemoryStore::apply_locked(Shard& shard, std::string_view key, std::uint64_t h,
                                    double now, std::int64_t cost,
-                                   const typename Algo::Params& params, Operation op) {
+                                   const typename Algo::Params& params, Operation op,
+                                   const StepInputOf<Algo>& input) {
     auto& table = std::get<Table<Algo>>(shard.tables);
     if (Entry<Algo>* entry = table.find(key, h)) {
-        return apply_step<Algo>(entry->state, now, cost, params, op,
-                                [&](const auto&, double fresh_at) { entry->fresh_at = fresh_at; });
+        return apply_step<Algo>(
+            entry->state, now, cost, params, op,
+            [&](const auto&, double fresh_at) { entry->fresh_at = fresh_at; }, input);
     }
     auto state = Algo::fresh(now, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
@@ -156,7 +163,7 @@ Decision MemoryStore::apply_locked(Shard& shard, std::string_view key, std::uint
         make_room<Algo>(shard, now);
         table.insert(key, h, Entry<Algo>{std::move(state), fresh_at});
         ++shard.size;
-    });
+    }, input);
 }
 
 template <class Algo>

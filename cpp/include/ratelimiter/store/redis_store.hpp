@@ -8,7 +8,13 @@
 // a Decision with `fallback` set (allowed or not), counted in counters(). Any failure to
 // obtain a decision (unreachable, timeout, server error) is handled by the policy.
 //
-// Thread-safety: every public method may be called from any thread concurrently.
+// Rejection cache (optional, set_rejection_cache): rejections Redis gave are remembered until
+// the key could next admit that cost, and further such requests are answered locally
+// (store/rejection_cache.hpp). Single-key decisions and batches use it; multi-limit
+// decisions (apply_multi) bypass it.
+//
+// Thread-safety: every public method may be called from any thread concurrently, except
+// set_rejection_cache (once, before the store is shared).
 #pragma once
 
 #include <atomic>
@@ -23,11 +29,12 @@
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/multi.hpp"
+#include "ratelimiter/store/on_error.hpp"
 #include "ratelimiter/store/operation.hpp"
+#include "ratelimiter/store/rejection_cache.hpp"
 
 namespace ratelimiter {
 
-enum class OnError { raise, allow, deny };
 
 // Where to connect and how long to wait.
 struct RedisOptions {
@@ -95,11 +102,7 @@ public:
 };
 
 // Counts of decisions made by the on_error policy instead of by Redis.
-struct RedisCounters {
-    std::uint64_t errors = 0;            // failed attempts to get a decision (any policy)
-    std::uint64_t fallback_allowed = 0;  // decisions answered "allowed" by on_error="allow"
-    std::uint64_t fallback_denied = 0;   // decisions answered "denied" by on_error="deny"
-};
+using RedisCounters = FallbackCounters;
 
 class RedisStore {
 public:
@@ -119,12 +122,13 @@ public:
     // EVALSHA. `now` is used only in client-clock mode (use_server_time == false).
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op) {
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {}) {
         std::vector<std::string> args;
         args.reserve(16);
         append_call_args(args, use_server_time_, now, op == Operation::peek ? 1 : cost, op,
                          transport_->binary_replies());
-        append_params(args, params);
+        append_step_params<Algo>(args, params, input);
         return decide(Algo::id, key, args);
     }
 
@@ -199,6 +203,12 @@ public:
     void close();
 
     RedisCounters counters() const;
+    // Answer known rejections locally (nullptr: every decision is a round trip). Call once,
+    // before the store is shared between threads.
+    void set_rejection_cache(std::shared_ptr<RejectionCache> cache) {
+        rejection_cache_ = std::move(cache);
+    }
+    const std::shared_ptr<RejectionCache>& rejection_cache() const { return rejection_cache_; }
     const std::string& key_prefix() const { return key_prefix_; }
     bool use_server_time() const { return use_server_time_; }
     OnError on_error() const { return on_error_; }
@@ -214,10 +224,29 @@ public:
                               const SlidingWindowCounter::Params& p);
     static void append_params(std::vector<std::string>& args, const TokenBucket::Params& p);
     static void append_params(std::vector<std::string>& args, const LeakyBucket::Params& p);
-    static void append_params(std::vector<std::string>& args, const Adaptive::Params& p);
+    // The adaptive script's last argument is the per-call load ('' = the key's own sensor).
+    static void append_params(std::vector<std::string>& args, const Adaptive::Params& p,
+                              const Adaptive::StepInput& external_load = std::nullopt);
     static void append_params(std::vector<std::string>& args, const Gcra::Params& p);
+    // append_params with the algorithm's per-call input, for an algorithm that takes one.
+    template <class Algo>
+    static void append_step_params(std::vector<std::string>& args,
+                                   const typename Algo::Params& p,
+                                   const StepInputOf<Algo>& input) {
+        if constexpr (kTakesStepInput<Algo>) {
+            append_params(args, p, input);
+        } else {
+            (void)input;
+            append_params(args, p);
+        }
+    }
     // Decodes a script reply (binary or text); throws BackendError on anything malformed.
     static Decision parse_reply(AlgorithmId algorithm, const std::vector<std::string>& reply);
+    // A rejection cache's answer in reply form, for front ends that read every answer with
+    // parse_reply (the asyncio backend): the text fields, then kCachedReplyMarker, which no
+    // script sends; parse_reply sets Decision::cached for it.
+    static std::vector<std::string> cached_reply(AlgorithmId algorithm, const Decision& d);
+    static constexpr const char* kCachedReplyMarker = "cached";
 
 private:
     Decision decide(AlgorithmId algorithm, std::string_view key,
@@ -236,6 +265,7 @@ private:
     std::atomic<std::uint64_t> errors_{0};
     std::atomic<std::uint64_t> fallback_allowed_{0};
     std::atomic<std::uint64_t> fallback_denied_{0};
+    std::shared_ptr<RejectionCache> rejection_cache_;
 };
 
 }  // namespace ratelimiter

@@ -10,6 +10,12 @@
 // connection over without sleeping (measured in bench/bench_sqlite.py). Other processes
 // contend through the busy handler (busy_timeout). Waiting for the mutex is bounded by
 // busy_timeout too, so no call can hang: a lock held too long gives BackendError.
+//
+// Failure policy (Options::on_error, store/on_error.hpp): a decision SQLite cannot make (a
+// lock held past busy_timeout, an I/O error, a corrupt file or state row, a closed store)
+// raises BackendError under "raise"; under "allow" / "deny" it is the policy's fallback
+// Decision, counted in counters(). Opening the file and the BaseBackend primitives always
+// raise.
 // ":memory:" is one private database reached through that one connection, so it works from
 // every thread. After fork() a child reopens the file (an inherited connection must not be
 // used; it is abandoned, never closed, so the parent's locks stay intact).
@@ -71,6 +77,7 @@
 #include "ratelimiter/result.hpp"
 #include "ratelimiter/store/apply_step.hpp"
 #include "ratelimiter/store/multi.hpp"
+#include "ratelimiter/store/on_error.hpp"
 #include "ratelimiter/store/operation.hpp"
 
 namespace ratelimiter {
@@ -91,6 +98,8 @@ public:
         bool wal_mode = true;
         std::chrono::milliseconds busy_timeout{5000};
         Synchronous synchronous = Synchronous::normal;
+        // What a decision answers when SQLite cannot make it (store/on_error.hpp).
+        OnError on_error = OnError::raise;
     };
 
     // Writes between two pruning passes, and the rows one pass visits (so deletes at most).
@@ -111,10 +120,12 @@ public:
     SqliteStore& operator=(const SqliteStore&) = delete;
     ~SqliteStore();
 
-    // Runs one step of Algo on `key` in one BEGIN IMMEDIATE transaction.
+    // Runs one step of Algo on `key` in one BEGIN IMMEDIATE transaction. `input`: the
+    // algorithm's per-call input, if it takes one (common.hpp StepInputOf).
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op);
+                   const typename Algo::Params& params, Operation op,
+                   const StepInputOf<Algo>& input = {});
 
     // Several limits of one key at once (MultiRateLimiter): every keys[i] row is read,
     // decided and written in one BEGIN IMMEDIATE transaction. See store/multi.hpp for `op`.
@@ -146,6 +157,9 @@ public:
     std::size_t purge_expired(double now);
     // Whether the database answers a trivial query.
     bool ping();
+    // Decisions answered by on_error instead of by SQLite.
+    FallbackCounters counters() const { return policy_.counters(); }
+    OnError on_error() const { return policy_.on_error(); }
     // Closes the connection; later calls throw BackendError. Idempotent.
     void close();
     const std::string& path() const { return path_; }
@@ -248,6 +262,7 @@ private:
 
     std::string path_;
     Options options_;
+    FallbackPolicy policy_;
     bool in_memory_;
     std::timed_mutex mutex_;  // guards everything below
     std::unique_ptr<SqliteConnection> connection_;
@@ -261,15 +276,21 @@ private:
 
 template <class Algo>
 Decision SqliteStore::apply(std::string_view key, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op) {
-    if constexpr (Algo::id == SlidingWindow::id) {
-        return apply_sliding_log(key, now, cost, params.limit, params.window, op);
+                            const typename Algo::Params& params, Operation op,
+                            const StepInputOf<Algo>& input) {
+    try {
+        if constexpr (Algo::id == SlidingWindow::id) {
+            return apply_sliding_log(key, now, cost, params.limit, params.window, op);
+        }
+        auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
+            return apply_encoded_step<Algo>(present, data, n, now, cost, params, op, out,
+                                            [&] { throw_corrupt(Algo::name, key); }, input);
+        };
+        return run_step(static_cast<int>(Algo::id), key, now, op == Operation::peek,
+                        StepFn(step));
+    } catch (const BackendError&) {
+        return policy_.answer();  // rethrows under "raise"
     }
-    auto step = [&](bool present, const double* data, std::size_t n, StepOutcome& out) {
-        return apply_encoded_step<Algo>(present, data, n, now, cost, params, op, out,
-                                        [&] { throw_corrupt(Algo::name, key); });
-    };
-    return run_step(static_cast<int>(Algo::id), key, now, op == Operation::peek, StepFn(step));
 }
 
 template <class Algo>
@@ -292,7 +313,14 @@ bool SqliteStore::apply_multi(const std::vector<std::string>& keys,
                 outcomes[i].write = true;
             });
     };
-    run_multi(static_cast<int>(Algo::id), keys, now, op == MultiOp::peek, MultiStepFn(step));
+    try {
+        run_multi(static_cast<int>(Algo::id), keys, now, op == MultiOp::peek,
+                  MultiStepFn(step));
+    } catch (const BackendError&) {
+        const Decision d = policy_.answer();  // rethrows under "raise"
+        for (std::size_t i = 0; i < keys.size(); ++i) out[i] = d;
+        return d.allowed;
+    }
     return allowed;
 }
 
