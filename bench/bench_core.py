@@ -2,9 +2,12 @@
 
 Baselines:
   * binding floor: a no-op pybind11 function taking the same (key, cost) arguments;
-  * plain Python: a dict-based token bucket in pure Python that returns a bool.
+  * plain Python: a dict-based token bucket in pure Python that returns a bool;
+  * the PyPI `token-bucket` package (MemoryStorage, returns a bool), if installed — it is
+    not a dependency: `pip install token-bucket` in the bench's environment only.
 Each algorithm's is_allowed is timed on one hot key and on 10,000 keys round-robin; then the
-batch call, then memory per key for 1,000,000 keys and the max_keys bound. Figures only:
+batch call (results and detail=False), then memory per key for 1,000,000 keys and the
+max_keys bound, then threads deciding on disjoint keys against one thread. Figures only:
 nothing here asserts a timing.
 
     python bench/bench_core.py [--quick]
@@ -13,8 +16,11 @@ nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import hashlib
 import os
+import threading
 import time
 from collections.abc import Sequence
 from typing import Callable
@@ -80,20 +86,33 @@ def throughput(quick: bool) -> None:
     plain_hot = per_call_seconds(plain.is_allowed, hot, rounds)
     plain_many = per_call_seconds(plain.is_allowed, many, rounds)
 
+    package = token_bucket_package(limit, window)
+    pkg_hot = pkg_many = float("nan")
+    if package is not None:
+        pkg_hot = per_call_seconds(package.consume, hot, rounds)
+        pkg_many = per_call_seconds(package.consume, many, rounds)
+
     print(f"binding floor (no-op pybind11 call): {1e9 * floor_hot:7.1f} ns/call")
     print(f"plain-Python dict token bucket:      {1e9 * plain_hot:7.1f} ns/call hot, "
-          f"{1e9 * plain_many:.1f} ns/call over 10,000 keys\n")
+          f"{1e9 * plain_many:.1f} ns/call over 10,000 keys")
+    if package is None:
+        print("token-bucket package:                not installed, skipped "
+              "(pip install token-bucket in this environment to compare)\n")
+    else:
+        print(f"token-bucket package (PyPI):         {1e9 * pkg_hot:7.1f} ns/call hot, "
+              f"{1e9 * pkg_many:.1f} ns/call over 10,000 keys\n")
     print(f"{'algorithm':<24}{'keys':>7}{'decisions/s':>13}{'ns/call':>9}"
-          f"{'x floor':>9}{'vs plain py':>13}")
+          f"{'x floor':>9}{'vs plain py':>13}{'vs token-bucket':>17}")
     for name, cls in LIMITERS.items():
-        for label, keys, floor, baseline in (
-            ("1", hot, floor_hot, plain_hot),
-            ("10,000", many, floor_many, plain_many),
+        for label, keys, floor, baseline, pkg in (
+            ("1", hot, floor_hot, plain_hot, pkg_hot),
+            ("10,000", many, floor_many, plain_many, pkg_many),
         ):
             limiter = cls(MemoryBackend(), limit, window)
             t = per_call_seconds(limiter.is_allowed, keys, rounds)
+            vs_pkg = "-" if package is None else f"{pkg / t:.2f}x"
             print(f"{name:<24}{label:>7}{1 / t:>13,.0f}{1e9 * t:>9.1f}"
-                  f"{t / floor:>9.2f}{baseline / t:>12.2f}x")
+                  f"{t / floor:>9.2f}{baseline / t:>12.2f}x{vs_pkg:>17}")
 
     print("\nbatch: is_allowed_many(chunk of 1,000 keys), 10,000 keys round-robin")
     chunks = [many[i:i + 1000] for i in range(0, len(many), 1000)]
@@ -101,7 +120,88 @@ def throughput(quick: bool) -> None:
         limiter = LIMITERS[name](MemoryBackend(), limit, window)
         single = per_call_seconds(limiter.is_allowed, many, rounds)
         batch = per_call_seconds(limiter.is_allowed_many, chunks, rounds) / 1000
-        print(f"{name:<24}{1 / batch:>13,.0f} decisions/s  {single / batch:5.2f}x the single call")
+        bools = per_call_seconds(functools.partial(limiter.is_allowed_many, detail=False),
+                                 chunks, rounds) / 1000
+        print(f"{name:<24}{1 / batch:>13,.0f} decisions/s  {single / batch:5.2f}x the single call;"
+              f"  detail=False {1 / bools:>11,.0f}/s  {single / bools:5.2f}x")
+
+
+def token_bucket_package(limit: int, window: float) -> object | None:
+    """The PyPI `token-bucket` limiter on its in-memory storage, or None if not installed."""
+    try:
+        import token_bucket
+    except ImportError:
+        return None
+    return token_bucket.Limiter(limit / window, limit, token_bucket.MemoryStorage())
+
+
+def threads(quick: bool) -> None:
+    """Decisions/s of 2 threads on disjoint key sets against 1 thread, in this run.
+
+    Each thread decides on its own 10,000 keys. Single calls hold the GIL (a step is cheaper
+    than releasing it), so they cannot scale; batches of 1,000 release it around the store.
+    """
+    # Long enough (0.1-1 s per run) that a scheduler hiccup on a shared machine is noise.
+    singles = 200_000 if quick else 1_000_000
+    batched = 2_000_000 if quick else 8_000_000
+    limit, window = 10**12, 60.0
+    cores = len(os.sched_getaffinity(0))
+    print(f"\nthreads on disjoint keys (10,000 keys each; {cores} cores available here)")
+
+    def rate(workers: int, batch: bool) -> float:
+        limiter = ratelimiter.TokenBucketRateLimiter(MemoryBackend(), limit, window)
+        n = batched if batch else singles
+        sets = [[f"t{w}:{i}" for i in range(10_000)] * (n // 10_000) for w in range(workers)]
+        chunked = [[keys[i:i + 1000] for i in range(0, len(keys), 1000)] for keys in sets]
+        start_line = threading.Barrier(workers + 1)
+
+        def work(w: int) -> None:
+            start_line.wait()
+            if batch:
+                for chunk in chunked[w]:
+                    limiter.is_allowed_many(chunk, detail=False)
+            else:
+                for key in sets[w]:
+                    limiter.is_allowed(key)
+
+        pool = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+        for t in pool:
+            t.start()
+        gc.disable()
+        start_line.wait()
+        start = time.perf_counter()
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter() - start
+        gc.enable()
+        return workers * n / elapsed
+
+    # The control: hashing 64 MiB releases the GIL throughout, so this is the most any
+    # two threads can gain on this machine right now (other processes take cores too).
+    data = b"x" * (64 << 20)
+
+    def hashing(workers: int) -> float:
+        pool = [threading.Thread(target=lambda: hashlib.sha256(data).digest())
+                for _ in range(workers)]
+        start = time.perf_counter()
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        return workers / (time.perf_counter() - start)
+
+    one = two = 0.0
+    for _ in range(3):
+        one = max(one, hashing(1))
+        two = max(two, hashing(2))
+    print(f"{'control: sha256 of 64 MiB (no GIL)':<38} {'':>33}{two / one:4.2f}x")
+    for label, batch in (("is_allowed", False), ("is_allowed_many(1,000, detail=False)", True)):
+        one = two = 0.0
+        for _ in range(3):  # interleaved, so both see the same machine load
+            one = max(one, rate(1, batch))
+            two = max(two, rate(2, batch))
+        print(f"{label:<38} 1 thread {one:>12,.0f}/s   2 threads {two:>12,.0f}/s   "
+              f"{two / one:4.2f}x")
 
 
 def footprint(quick: bool) -> None:
@@ -135,7 +235,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer calls, smaller footprint")
     args = parser.parse_args()
     throughput(args.quick)
-    footprint(args.quick)
+    footprint(args.quick)  # before threads(), whose large key lists would inflate the RSS
+    threads(args.quick)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -27,7 +28,7 @@ public:
     virtual ~LimiterBase() = default;
     virtual py::object is_allowed(py::handle key, py::handle cost) = 0;
     virtual py::object peek(py::handle key) = 0;
-    virtual py::list is_allowed_many(py::handle keys, py::handle cost) = 0;
+    virtual py::list is_allowed_many(py::handle keys, py::handle cost, py::handle detail) = 0;
     virtual void reset(py::handle key) = 0;
     virtual std::string storage_key(py::handle key) const = 0;
     virtual std::vector<double> state(py::handle key) = 0;
@@ -70,7 +71,7 @@ public:
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         const Params params = current_params(window);
-        const Decision d = run(full_key(k), now, cost, params, Operation::consume,
+        const Decision d = run(storage_view(k), now, cost, params, Operation::consume,
                                aggregate_.measure(params, now));
         aggregate_.record(d, cost, now);
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
@@ -81,14 +82,19 @@ public:
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         const Params params = current_params(window);
-        const Decision d = run(full_key(k), now, 1, params, Operation::peek,
+        const Decision d = run(storage_view(k), now, 1, params, Operation::peek,
                                aggregate_.measure(params, now));
         return steal(make_result(key.ptr(), params.limit, window, d, Algo::id));
     }
 
     // Decides several keys at one clock reading, in order; one Python↔C++ crossing in all.
-    py::list is_allowed_many(py::handle keys, py::handle cost_arg) override {
+    // detail=False answers a list of bools (no result objects to build).
+    py::list is_allowed_many(py::handle keys, py::handle cost_arg, py::handle detail_arg) override {
         const std::int64_t cost = to_count(cost_arg, "cost");
+        if (!PyBool_Check(detail_arg.ptr())) {
+            raise_configuration_type_error("detail must be a bool, got " + type_name(detail_arg));
+        }
+        const bool detail = detail_arg.ptr() == Py_True;
         // A str is a sequence (of one-character strs): deciding "user42" as six keys is never
         // what the caller meant, so text and bytes are refused rather than iterated.
         if (PyUnicode_Check(keys.ptr()) || PyBytes_Check(keys.ptr()) ||
@@ -97,19 +103,47 @@ public:
                 "keys must be a list or tuple of str, not a single " + type_name(keys) +
                 " (use is_allowed for one key)");
         }
-        // A list or tuple is used as is (its items stay alive: the GIL is held throughout).
-        const auto seq = py::reinterpret_steal<py::object>(
+        auto seq = py::reinterpret_steal<py::object>(
             PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
         if (!seq) throw py::error_already_set();
+        // The keys are read as views into their str objects, also while the GIL is released
+        // (a batch on the memory store, each step on SQLite or Redis), when another thread
+        // could empty a list: a tuple of the same objects keeps every key alive throughout.
+        if (PyList_CheckExact(seq.ptr())) {
+            seq = py::reinterpret_steal<py::object>(PyList_AsTuple(seq.ptr()));
+            if (!seq) throw py::error_already_set();
+        }
         const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
         PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
         // Validate every key before deciding any, so a bad key changes no state.
         std::vector<std::string_view> views(n);
-        for (std::size_t i = 0; i < n; ++i) views[i] = key_view(items[i], prefix_.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            // Distinct keys are scattered str objects: fetch a few ahead (a hint only).
+            if (i + 8 < n) __builtin_prefetch(items[i + 8]);
+            views[i] = key_view(items[i], prefix_.size());
+        }
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         const Params params = current_params(window);
         py::list out(n);
+        const auto put = [&](std::size_t i, const Decision& d) {
+            PyObject* result = Py_False;
+            if (detail) {
+                result = make_result(items[i], params.limit, window, d, Algo::id);
+                if (result == nullptr) throw py::error_already_set();
+            } else {
+                result = d.allowed ? Py_True : Py_False;
+                Py_INCREF(result);
+            }
+            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+        };
+        if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_);
+            memory != nullptr && !needs_aggregate_load(params)) {
+            std::vector<Decision> decisions(n);
+            decide_on_memory(**memory, views, now, cost, params, decisions.data());
+            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
+            return out;
+        }
         if (auto* redis = std::get_if<std::shared_ptr<RedisStore>>(&store_);
             redis != nullptr && n > 1 && !needs_aggregate_load(params)) {
             // Redis: every key's EVALSHA in one pipeline (one round trip per node).
@@ -120,22 +154,14 @@ public:
                 py::gil_scoped_release release;
                 (*redis)->template apply_many<Algo>(full, now, cost, params, decisions.data());
             }
-            for (std::size_t i = 0; i < n; ++i) {
-                Decision& d = decisions[i];
-                if (!d.allowed) d.retry_after = wait_until_representable(now, d.retry_after);
-                PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
-                if (result == nullptr) throw py::error_already_set();
-                PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
-            }
+            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
         for (std::size_t i = 0; i < n; ++i) {
-            const Decision d = run(full_key(views[i]), now, cost, params, Operation::consume,
+            const Decision d = run(storage_view(views[i]), now, cost, params, Operation::consume,
                                    aggregate_.measure(params, now));
             aggregate_.record(d, cost, now);
-            PyObject* result = make_result(items[i], params.limit, window, d, Algo::id);
-            if (result == nullptr) throw py::error_already_set();
-            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
+            put(i, d);
         }
         return out;
     }
@@ -223,6 +249,11 @@ private:
 
     PyObject* clock_ptr() const { return clock_.is_none() ? nullptr : clock_.ptr(); }
 
+    // The key as stored: `key` itself without a prefix (no copy), else full_key(key).
+    std::string_view storage_view(std::string_view key) const {
+        return prefix_.empty() ? key : std::string_view(full_key(key));
+    }
+
     // Prefix + key in a thread-local buffer (no allocation once warm).
     std::string& full_key(std::string_view key) const {
         thread_local std::string buffer;
@@ -246,7 +277,7 @@ private:
         return Algo::make_params(spec);
     }
 
-    Decision run(const std::string& key, double now, std::int64_t cost, const Params& params,
+    Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
                  Operation op, const StepInputOf<Algo>& input) {
         return reported(std::visit(
             [&](auto& store) -> Decision {
@@ -259,6 +290,39 @@ private:
                 }
             },
             store_), now);
+    }
+
+    // A memory-store batch: `views` (into str objects kept alive by the caller's tuple),
+    // or with a prefix, prefix + key copied into one buffer, decided shard by shard into
+    // `out`. Large batches release the GIL, so threads deciding on disjoint keys run in
+    // parallel; a small one keeps it (releasing costs more than a few steps).
+    void decide_on_memory(MemoryStore& store, const std::vector<std::string_view>& views,
+                          double now, std::int64_t cost, const Params& params, Decision* out) {
+        constexpr std::size_t kReleaseGilFrom = 32;
+        const std::size_t n = views.size();
+        std::string buffer;
+        std::vector<std::string_view> prefixed;
+        const std::string_view* keys = views.data();
+        if (!prefix_.empty()) {
+            std::size_t bytes = 0;
+            for (const std::string_view key : views) bytes += prefix_.size() + key.size();
+            buffer.resize(bytes);
+            prefixed.resize(n);
+            char* at = buffer.data();
+            for (std::size_t i = 0; i < n; ++i) {
+                char* start = at;
+                at = std::copy(prefix_.begin(), prefix_.end(), at);
+                at = std::copy(views[i].begin(), views[i].end(), at);
+                prefixed[i] = std::string_view(start, static_cast<std::size_t>(at - start));
+            }
+            keys = prefixed.data();
+        }
+        if (n >= kReleaseGilFrom) {
+            py::gil_scoped_release release;
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
+        } else {
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
+        }
     }
 
     template <class Store>

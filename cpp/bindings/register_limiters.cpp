@@ -96,7 +96,8 @@ void bind_limiter_base(py::module_& m) {
         .def("_redis_result", &L::redis_result, py::arg("key"), py::arg("reply"),
              py::arg("limit"), py::arg("window"), py::arg("now"), py::arg("cost"))
         .def("peek", &L::peek, py::arg("key"))
-        .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1)
+        .def("is_allowed_many", &L::is_allowed_many, py::arg("keys"), py::arg("cost") = 1,
+             py::kw_only(), py::arg("detail") = true)
         .def("reset", &L::reset, py::arg("key"))
         .def("state", &L::state, py::arg("key"))
         .def("_storage_key", &L::storage_key, py::arg("key"))

@@ -42,14 +42,8 @@ std::size_t MemoryStore::purge_shard(Shard& shard, double now) {
     std::apply(
         [&](auto&... tables) {
             auto purge = [&](auto& table) {
-                for (auto it = table.begin(); it != table.end();) {
-                    if (it->second.fresh_at <= now) {
-                        it = table.erase(it);
-                        ++removed;
-                    } else {
-                        ++it;
-                    }
-                }
+                removed += table.erase_if(
+                    [now](const auto& node) { return node.value.fresh_at <= now; });
             };
             (purge(tables), ...);
         },

@@ -18,10 +18,16 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Literal, Optional, Union, overload
 
 from . import _core
-from .algorithms.base import NativeRateLimiter, batch_keys, collect_batch, run_off_loop
+from .algorithms.base import (
+    NativeRateLimiter,
+    _check_detail,
+    batch_keys,
+    collect_batch,
+    run_off_loop,
+)
 from .backends.base import BaseBackend
 from .exceptions import BackendError, ConfigurationError, ConfigurationTypeError
 from .limits import Limit, LimitSpec, parse_limits
@@ -238,14 +244,27 @@ class MultiRateLimiter:
         result: MultiRateLimitResult = self._impl.is_allowed(key, cost)
         return result
 
-    def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1) -> list[MultiRateLimitResult]:
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1, *,
+                        detail: Literal[True] = ...) -> list[MultiRateLimitResult]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1, *,
+                        detail: Literal[False]) -> list[bool]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1, *,
+                        detail: bool) -> Union[list[MultiRateLimitResult], list[bool]]: ...
+
+    def is_allowed_many(self, keys: Iterable[str], cost: Cost = 1, *,
+                        detail: bool = True) -> Union[list[MultiRateLimitResult], list[bool]]:
         """Decide one request per key at one clock reading, in order.
 
         Every key is validated before any is decided; a single ``str`` is a ``TypeError``.
+        ``detail=False`` returns one bool per key (``result.allowed``) instead of the results.
         """
+        _check_detail(detail)
         results: list[MultiRateLimitResult] = self._impl.is_allowed_many(batch_keys(keys),
                                                                           cost)
-        return results
+        return results if detail else [r.allowed for r in results]
 
     def peek(self, key: str) -> MultiRateLimitResult:
         """Every limit's state as a cost-1 decision, consuming nothing."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional, Union, overload
 
 from ..backends.base import BaseBackend
 from ..config import ConfigProvider
@@ -50,6 +50,12 @@ def batch_keys(keys: Iterable[str]) -> Sequence[str]:
             "(use is_allowed for one key)"
         )
     return keys if isinstance(keys, (list, tuple)) else list(keys)
+
+
+def _check_detail(detail: object) -> None:
+    """``detail`` must be a real bool (as the native limiters require)."""
+    if not isinstance(detail, bool):
+        raise ConfigurationTypeError(f"detail must be a bool, got {type(detail).__name__}")
 
 
 def collect_batch(on_error: str, replies: Sequence[Any], read: Callable[[int, list[Any]], Any],
@@ -101,9 +107,26 @@ class BaseAlgorithm(ABC):
         """Decide a cost-1 request for ``key`` without consuming anything."""
         raise NotImplementedError(f"{type(self).__name__} does not support peek()")
 
-    def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
-        """Decide one request per key, in order."""
-        return [self.is_allowed(key, cost) for key in keys]
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: Literal[True] = ...) -> list[RateLimitResult]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: Literal[False]) -> list[bool]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: bool) -> Union[list[RateLimitResult], list[bool]]: ...
+
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: bool = True) -> Union[list[RateLimitResult], list[bool]]:
+        """Decide one request per key, in order.
+
+        With ``detail=False`` the answer is one bool per key (``result.allowed``), which
+        native limiters compute without building a result object per key.
+        """
+        _check_detail(detail)
+        results = [self.is_allowed(key, cost) for key in keys]
+        return results if detail else [r.allowed for r in results]
 
     def acquire(self, key: str, cost: int = 1, timeout: Optional[float] = None) -> RateLimitResult:
         """Block until ``cost`` is admitted for ``key``, sleeping exactly each ``retry_after``.
@@ -191,13 +214,31 @@ class NativeRateLimiter(BaseAlgorithm):
         result: RateLimitResult = self._impl.is_allowed(key, cost)
         return result
 
-    def is_allowed_many(self, keys: Iterable[str], cost: int = 1) -> list[RateLimitResult]:
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: Literal[True] = ...) -> list[RateLimitResult]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: Literal[False]) -> list[bool]: ...
+    @overload
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: bool) -> Union[list[RateLimitResult], list[bool]]: ...
+
+    def is_allowed_many(self, keys: Iterable[str], cost: int = 1, *,
+                        detail: bool = True) -> Union[list[RateLimitResult], list[bool]]:
         """Decide one request per key at one clock reading, in a single call into C++.
 
-        Every key is validated before any is decided. A single ``str`` (or ``bytes``) is a
-        ``TypeError``, not a sequence of one-character keys.
+        Every key is validated before any is decided, so a batch with a bad key decides
+        nothing. A single ``str`` (or ``bytes``) is a ``TypeError``, not a sequence of
+        one-character keys. ``detail=False`` returns one bool per key instead of a
+        ``RateLimitResult`` (cheaper: no result objects are built).
+
+        On the memory store the batch is grouped by shard (each shard's lock taken once) and,
+        from 32 keys, decided with the GIL released, so threads batching disjoint keys run in
+        parallel. Each key's decision is atomic; the batch as a whole is not.
         """
-        results: list[RateLimitResult] = self._impl.is_allowed_many(batch_keys(keys), cost)
+        results: Union[list[RateLimitResult], list[bool]] = self._impl.is_allowed_many(
+            batch_keys(keys), cost, detail=detail)
         return results
 
     def peek(self, key: str) -> RateLimitResult:

@@ -1,4 +1,6 @@
-// In-process store: a fixed number of shards, each a mutex and one hash table per algorithm.
+// In-process store: a fixed number of shards, each a mutex and one flat hash table per
+// algorithm (store/flat_key_table.hpp). A key is hashed once per decision: the hash picks
+// the shard and then the slot.
 //
 // Expiry: every state knows when it is back to "fresh" (Algo::fresh_at); such entries are
 // equivalent to absent ones and are swept from a shard when it grows (amortised O(1)).
@@ -22,11 +24,11 @@
 #include <string>
 #include <string_view>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/store/apply_step.hpp"
+#include "ratelimiter/store/flat_key_table.hpp"
 #include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
@@ -46,18 +48,15 @@ public:
     Decision apply(std::string_view key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op,
                    const StepInputOf<Algo>& input = {});
-    // The same, for a key already held in a std::string (skips copying it for the lookup).
+
+    // Consumes `cost` for each of keys[0..n) at one `now`, as n apply() calls in that order
+    // would, but taking each shard's lock once: keys are grouped by shard (a stable counting
+    // sort, so repeats of one key are decided in batch order). Each key is atomic on its own;
+    // the batch as a whole is not (another thread may decide between two shards' groups).
+    // No per-call input: a caller whose algorithm needs one decides key by key.
     template <class Algo>
-    Decision apply(const std::string& key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op,
-                   const StepInputOf<Algo>& input = {});
-    // String literals would match both overloads above.
-    template <class Algo>
-    Decision apply(const char* key, double now, std::int64_t cost,
-                   const typename Algo::Params& params, Operation op,
-                   const StepInputOf<Algo>& input = {}) {
-        return apply<Algo>(std::string_view(key), now, cost, params, op, input);
-    }
+    void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Decision* out);
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -92,7 +91,7 @@ private:
         double fresh_at;  // cached Algo::fresh_at(state): expiry without knowing Params
     };
     template <class Algo>
-    using Table = std::unordered_map<std::string, Entry<Algo>>;
+    using Table = FlatKeyTable<Entry<Algo>>;
 
     template <class Tuple>
     struct TablesFor;
@@ -112,9 +111,20 @@ private:
         std::minstd_rand rng{12345};
     };
 
-    Shard& shard_for(std::string_view key) const {
-        return *shards_[std::hash<std::string_view>{}(key) % shards_.size()];
+    static std::uint64_t hash(std::string_view key) { return FlatKeyTable<int>::hash(key); }
+    // The shard of hash h: its low 32 bits scaled to [0, shard count) (a multiply, not a
+    // 64-bit division). The table's fingerprint uses the high 32 bits, so a shard's keys do
+    // not share fingerprint bits.
+    std::size_t shard_index(std::uint64_t h) const {
+        return static_cast<std::size_t>(((h & 0xFFFFFFFFull) * shards_.size()) >> 32);
     }
+    Shard& shard_for(std::uint64_t h) const { return *shards_[shard_index(h)]; }
+    Shard& shard_for(std::string_view key) const { return shard_for(hash(key)); }
+    // One step with the shard's lock held.
+    template <class Algo>
+    Decision apply_locked(Shard& shard, std::string_view key, std::uint64_t h, double now,
+                          std::int64_t cost, const typename Algo::Params& params, Operation op,
+                          const StepInputOf<Algo>& input = {});
     // Makes room for one insertion into table `T` of `shard` (lock held).
     template <class Algo>
     void make_room(Shard& shard, double now);
@@ -126,41 +136,95 @@ private:
     std::vector<std::unique_ptr<Shard>> shards_;
 };
 
-// The lookup key for a table: a thread-local buffer reused across calls, so finding an
-// existing key allocates nothing (C++17 maps cannot look up by string_view).
-inline std::string& scratch_key(std::string_view key) {
-    thread_local std::string buffer;
-    buffer.assign(key.data(), key.size());
-    return buffer;
-}
-
 template <class Algo>
 Decision MemoryStore::apply(std::string_view key, double now, std::int64_t cost,
                             const typename Algo::Params& params, Operation op,
                             const StepInputOf<Algo>& input) {
-    return apply<Algo>(scratch_key(key), now, cost, params, op, input);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
+    std::lock_guard<std::mutex> lock(shard.mutex);
+    return apply_locked<Algo>(shard, key, h, now, cost, params, op, input);
 }
 
 template <class Algo>
-Decision MemoryStore::apply(const std::string& lookup, double now, std::int64_t cost,
-                            const typename Algo::Params& params, Operation op,
-                            const StepInputOf<Algo>& input) {
-    Shard& shard = shard_for(lookup);
-    std::lock_guard<std::mutex> lock(shard.mutex);
+Decision MemoryStore::apply_locked(Shard& shard, std::string_view key, std::uint64_t h,
+                                   double now, std::int64_t cost,
+                                   const typename Algo::Params& params, Operation op,
+                                   const StepInputOf<Algo>& input) {
     auto& table = std::get<Table<Algo>>(shard.tables);
-    auto it = table.find(lookup);
-    if (it != table.end()) {
-        return apply_step<Algo>(it->second.state, now, cost, params, op,
-                                [&](const auto&, double fresh_at) { it->second.fresh_at = fresh_at; },
-                                input);
+    if (Entry<Algo>* entry = table.find(key, h)) {
+        return apply_step<Algo>(
+            entry->state, now, cost, params, op,
+            [&](const auto&, double fresh_at) { entry->fresh_at = fresh_at; }, input);
     }
     auto state = Algo::fresh(now, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
     return apply_step<Algo>(state, now, cost, params, op, [&](const auto&, double fresh_at) {
         make_room<Algo>(shard, now);
-        table.emplace(lookup, Entry<Algo>{std::move(state), fresh_at});
+        table.insert(key, h, Entry<Algo>{std::move(state), fresh_at});
         ++shard.size;
     }, input);
+}
+
+template <class Algo>
+void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double now,
+                             std::int64_t cost, const typename Algo::Params& params,
+                             Decision* out) {
+    const std::size_t shard_count = shards_.size();
+    // Plain locals (one allocation each per batch): a thread_local in a shared library
+    // costs a __tls_get_addr call per access.
+    std::vector<std::uint64_t> hashes(n);
+    std::vector<std::uint32_t> shard_of(n);
+    std::vector<std::uint32_t> order(n);                   // key indices grouped by shard
+    std::vector<std::uint32_t> starts(shard_count + 1, 0);  // shard s: order[starts[s]..)
+    for (std::size_t i = 0; i < n; ++i) {
+        hashes[i] = hash(keys[i]);
+        shard_of[i] = static_cast<std::uint32_t>(shard_index(hashes[i]));
+        ++starts[shard_of[i] + 1];
+    }
+    for (std::size_t s = 0; s < shard_count; ++s) starts[s + 1] += starts[s];
+    {
+        std::vector<std::uint32_t> fill(starts.begin(), starts.end() - 1);
+        for (std::size_t i = 0; i < n; ++i) order[fill[shard_of[i]]++] = static_cast<std::uint32_t>(i);
+    }
+    const auto decide_group = [&](std::size_t s) {
+        const auto& table = std::get<Table<Algo>>(shards_[s]->tables);
+        // The group's keys are known, so their cache misses can overlap instead of each
+        // lookup waiting for its own two: every slot is requested up front, and each key's
+        // node kAhead keys before it is decided (its slot has arrived by then).
+        constexpr std::uint32_t kAhead = 4;
+        const std::uint32_t begin = starts[s];
+        const std::uint32_t end = starts[s + 1];
+        for (std::uint32_t j = begin; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
+        for (std::uint32_t j = begin; j < end && j < begin + kAhead; ++j) {
+            table.prefetch_node(hashes[order[j]]);
+        }
+        for (std::uint32_t j = begin; j < end; ++j) {
+            if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
+            const std::uint32_t i = order[j];
+            out[i] = apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
+                                        Operation::consume);
+        }
+    };
+    // Concurrent batches would otherwise sweep the shards in the same order, one right
+    // behind the other on every lock. So each batch starts at its first key's shard, and a
+    // busy shard is skipped (try_lock) and waited for after the others.
+    std::vector<std::uint32_t> busy;
+    const std::size_t first = n == 0 ? 0 : shard_of[0];
+    for (std::size_t k = 0; k < shard_count; ++k) {
+        const std::size_t s = (first + k) % shard_count;
+        if (starts[s] == starts[s + 1]) continue;
+        std::unique_lock<std::mutex> lock(shards_[s]->mutex, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            busy.push_back(static_cast<std::uint32_t>(s));
+            continue;
+        }
+        decide_group(s);
+    }
+    for (const std::uint32_t s : busy) {
+        std::lock_guard<std::mutex> lock(shards_[s]->mutex);
+        decide_group(s);
+    }
 }
 
 template <class Algo>
@@ -172,21 +236,23 @@ bool MemoryStore::apply_multi(std::string_view group, const std::vector<std::str
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     thread_local std::vector<typename Algo::State> states;
+    thread_local std::vector<std::uint64_t> hashes;
     states.resize(n);
+    hashes.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
-        auto it = table.find(keys[i]);
-        states[i] = it == table.end() ? Algo::fresh(now, params[i]) : it->second.state;
+        hashes[i] = hash(keys[i]);
+        const Entry<Algo>* entry = table.find(keys[i], hashes[i]);
+        states[i] = entry == nullptr ? Algo::fresh(now, params[i]) : entry->state;
     }
     return ratelimiter::apply_multi<Algo>(
         states.data(), params, costs, n, now, op, out,
         [&](std::size_t i, const typename Algo::State& state, double fresh_at) {
-            auto it = table.find(keys[i]);
-            if (it != table.end()) {
-                it->second = Entry<Algo>{state, fresh_at};
+            if (Entry<Algo>* entry = table.find(keys[i], hashes[i])) {
+                *entry = Entry<Algo>{state, fresh_at};
                 return;
             }
             make_room<Algo>(shard, now);
-            table.emplace(keys[i], Entry<Algo>{state, fresh_at});
+            table.insert(keys[i], hashes[i], Entry<Algo>{state, fresh_at});
             ++shard.size;
         });
 }
@@ -196,27 +262,28 @@ void MemoryStore::erase_multi(std::string_view group, const std::vector<std::str
     Shard& shard = shard_for(group);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
-    for (const std::string& key : keys) shard.size -= table.erase(key);
+    for (const std::string& key : keys) shard.size -= table.erase(key, hash(key)) ? 1 : 0;
 }
 
 template <class Algo>
 bool MemoryStore::erase(std::string_view key) {
-    Shard& shard = shard_for(key);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
-    const bool erased = table.erase(scratch_key(key)) > 0;
+    const bool erased = table.erase(key, h);
     if (erased) --shard.size;
     return erased;
 }
 
 template <class Algo>
 std::vector<double> MemoryStore::snapshot(std::string_view key) {
-    Shard& shard = shard_for(key);
+    const std::uint64_t h = hash(key);
+    Shard& shard = shard_for(h);
     std::lock_guard<std::mutex> lock(shard.mutex);
     auto& table = std::get<Table<Algo>>(shard.tables);
     std::vector<double> out;
-    auto it = table.find(scratch_key(key));
-    if (it != table.end()) Algo::encode(it->second.state, out);
+    if (const Entry<Algo>* entry = table.find(key, h)) Algo::encode(entry->state, out);
     return out;
 }
 
@@ -246,7 +313,7 @@ void MemoryStore::make_room(Shard& shard, double now) {
                     auto try_evict = [&](auto& t) {
                         if (done || t.size() != largest) return;
                         using T = std::decay_t<decltype(t)>;
-                        using A = typename T::mapped_type::AlgoType;
+                        using A = typename T::value_type::AlgoType;
                         evict_one<A>(shard, t);
                         done = true;
                     };
@@ -259,21 +326,16 @@ void MemoryStore::make_room(Shard& shard, double now) {
 
 template <class Algo>
 void MemoryStore::evict_one(Shard& shard, Table<Algo>& table) {
+    // The nodes are dense, so sampling is a random index: uniform over the shard's keys.
     constexpr int kSamples = 8;
-    auto victim = table.end();
-    const std::size_t buckets = table.bucket_count();
-    int seen = 0;
-    // Sample entries from random buckets; give up after a bounded number of empty buckets.
-    for (int probes = 0; seen < kSamples && probes < 64 * kSamples; ++probes) {
-        const std::size_t b = shard.rng() % buckets;
-        for (auto local = table.begin(b); local != table.end(b) && seen < kSamples; ++local) {
-            ++seen;
-            auto it = table.find(local->first);
-            if (victim == table.end() || it->second.fresh_at < victim->second.fresh_at) victim = it;
+    std::size_t victim = shard.rng() % table.size();
+    for (int i = 1; i < kSamples; ++i) {
+        const std::size_t candidate = shard.rng() % table.size();
+        if (table.node(candidate).value.fresh_at < table.node(victim).value.fresh_at) {
+            victim = candidate;
         }
     }
-    if (victim == table.end()) victim = table.begin();
-    table.erase(victim);
+    table.erase_index(victim);
     --shard.size;
     ++shard.evictions;
 }
