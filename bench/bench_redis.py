@@ -12,19 +12,15 @@ Prints figures only; never asserts timings.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import threading
 import time
 from typing import Any, Callable
 
 import redis
 from limiters import LIMITERS
+from redis_target import redis_url
 
 from ratelimiter.backends import RedisBackend
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
-
 
 
 def rate(call: Callable[[int], None], threads: int, seconds: float) -> float:
@@ -87,13 +83,8 @@ def main() -> None:
     parser.add_argument("--url", help="an existing Redis (default: start a private one)")
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
     args = parser.parse_args()
-    if args.url:
-        run(args.url, args.seconds)
-        return
-    from redis_server import RedisServer
-
-    with RedisServer() as server:
-        run(server.url, args.seconds)
+    with redis_url(args.url) as url:
+        run(url, args.seconds)
 
 
 if __name__ == "__main__":

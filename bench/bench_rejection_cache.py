@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import time
 from typing import Any
 
 import redis
 import redis.asyncio
 from limiters import LIMITERS
+from redis_target import redis_url
 
 from ratelimiter.backends import AsyncRedisBackend, RedisBackend
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 
 
 class _ClientRedis(redis.Redis):  # type: ignore[type-arg]
@@ -103,13 +100,8 @@ def main() -> None:
     parser.add_argument("--url", help="an existing Redis (default: start a private one)")
     parser.add_argument("--requests", type=int, default=10_000, help="per measurement")
     args = parser.parse_args()
-    if args.url:
-        run(args.url, args.requests)
-        return
-    from redis_server import RedisServer
-
-    with RedisServer() as server:
-        run(server.url, args.requests)
+    with redis_url(args.url) as url:
+        run(url, args.requests)
 
 
 if __name__ == "__main__":
