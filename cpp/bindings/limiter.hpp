@@ -141,6 +141,10 @@ public:
             memory != nullptr && !needs_aggregate_load(params)) {
             std::vector<Decision> decisions(n);
             decide_on_memory(**memory, views, now, cost, params, decisions.data());
+            if (!detail) {  // only `allowed` is read: no reported() copy of each decision
+                for (std::size_t i = 0; i < n; ++i) put(i, decisions[i]);
+                return out;
+            }
             for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }

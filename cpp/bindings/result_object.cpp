@@ -245,8 +245,18 @@ PyObject* make_result(PyObject* key, std::int64_t limit, double window, const De
 
 PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, double window,
                          const Decision& decision, AlgorithmId algorithm) {
-    PyObject* obj = type->tp_alloc(type, 0);
-    if (obj == nullptr) return nullptr;
+    PyObject* obj;
+    if (type->tp_alloc == PyType_GenericAlloc && !PyType_IS_GC(type) &&
+        type->tp_basicsize == static_cast<Py_ssize_t>(sizeof(ResultObject))) {
+        // What PyType_GenericAlloc does for a non-GC type, less zeroing memory that every
+        // field below overwrites (the registered classes: see set_public_type).
+        obj = static_cast<PyObject*>(PyObject_Malloc(sizeof(ResultObject)));
+        if (obj == nullptr) return PyErr_NoMemory();
+        PyObject_Init(obj, type);  // also takes the reference a heap type's instance holds
+    } else {
+        obj = type->tp_alloc(type, 0);
+        if (obj == nullptr) return nullptr;
+    }
     auto* self = reinterpret_cast<ResultObject*>(obj);
     Py_INCREF(key);
     self->key = key;
