@@ -148,11 +148,18 @@ double read_clock(PyObject* clock) {
     static PyObject* time_module = PyImport_ImportModule("time");
     static PyObject* time_name = PyUnicode_InternFromString("time");
     if (time_module == nullptr || time_name == nullptr) throw py::error_already_set();
+    // `time.time` is looked up at every call (patching it works), in the module's dict: what
+    // getattr finds there, without the generic attribute machinery (a type lookup first).
+    static PyObject* time_dict = PyModule_GetDict(time_module);  // borrowed; the module lives
     PyObject* raw;
     if (clock == nullptr) {
-        PyObject* time_func = PyObject_GetAttr(time_module, time_name);
-        if (time_func == nullptr) throw py::error_already_set();
-        raw = PyObject_CallObject(time_func, nullptr);
+        PyObject* time_func = PyDict_GetItemWithError(time_dict, time_name);  // borrowed
+        if (time_func == nullptr) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_AttributeError, "time.time is missing");
+            throw py::error_already_set();
+        }
+        Py_INCREF(time_func);  // the call may replace time.time (and drop the dict's reference)
+        raw = PyObject_CallNoArgs(time_func);
         Py_DECREF(time_func);
     } else {
         raw = PyObject_CallObject(clock, nullptr);

@@ -67,7 +67,7 @@ public:
     py::object is_allowed(py::handle key, py::handle cost_arg) override {
         const std::int64_t cost = PyLong_CheckExact(cost_arg.ptr()) ? fast_cost(cost_arg)
                                                                      : to_count(cost_arg, "cost");
-        const std::string_view k = key_view(key, prefix_.size());
+        const std::string_view k = hot_key_view(key.ptr());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         const Params params = current_params(window);
@@ -78,7 +78,7 @@ public:
     }
 
     py::object peek(py::handle key) override {
-        const std::string_view k = key_view(key, prefix_.size());
+        const std::string_view k = hot_key_view(key.ptr());
         const double now = read_clock(clock_ptr());
         double window = 0.0;
         const Params params = current_params(window);
@@ -120,7 +120,7 @@ public:
         for (std::size_t i = 0; i < n; ++i) {
             // Distinct keys are scattered str objects: fetch a few ahead (a hint only).
             if (i + 8 < n) __builtin_prefetch(items[i + 8]);
-            views[i] = key_view(items[i], prefix_.size());
+            views[i] = hot_key_view(items[i]);
         }
         const double now = read_clock(clock_ptr());
         double window = 0.0;
@@ -141,6 +141,10 @@ public:
             memory != nullptr && !needs_aggregate_load(params)) {
             std::vector<Decision> decisions(n);
             decide_on_memory(**memory, views, now, cost, params, decisions.data());
+            if (!detail) {  // only `allowed` is read: no reported() copy of each decision
+                for (std::size_t i = 0; i < n; ++i) put(i, decisions[i]);
+                return out;
+            }
             for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
@@ -245,6 +249,18 @@ private:
             (void)params;
             return false;
         }
+    }
+
+    // key_view's common case inline: an exact str of ASCII characters is its own UTF-8, read
+    // in place; key_view checks (and raises for) everything else.
+    std::string_view hot_key_view(PyObject* key) const {
+        if (PyUnicode_CheckExact(key) && PyUnicode_IS_COMPACT_ASCII(key)) {
+            const auto size = static_cast<std::size_t>(PyUnicode_GET_LENGTH(key));
+            if (size != 0 && prefix_.size() + size <= kMaxKeyBytes) {
+                return {static_cast<const char*>(PyUnicode_DATA(key)), size};
+            }
+        }
+        return key_view(key, prefix_.size());
     }
 
     PyObject* clock_ptr() const { return clock_.is_none() ? nullptr : clock_.ptr(); }

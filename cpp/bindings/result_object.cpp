@@ -171,14 +171,37 @@ PyGetSetDef result_getset[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
+// Whether `type` (a subclass of the base) is the base's layout unchanged: no instance dict,
+// no weakref list, no slots, and no finalizer.
+bool adds_nothing(PyTypeObject* type) {
+    return type->tp_basicsize == g_base_type->tp_basicsize && type->tp_itemsize == 0 &&
+           type->tp_dictoffset == 0 && type->tp_weaklistoffset == 0 &&
+           type->tp_finalize == nullptr && type->tp_del == nullptr &&
+           (type->tp_flags & Py_TPFLAGS_HEAPTYPE) != 0;
+}
+
 PyObject* set_public_type(PyObject*, PyObject* cls) {
     if (!PyType_Check(cls) || !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls), g_base_type)) {
         PyErr_SetString(PyExc_TypeError, "expected a subclass of RateLimitResultBase");
         return nullptr;
     }
+    auto* type = reinterpret_cast<PyTypeObject*>(cls);
+    if (adds_nothing(type)) {
+        // Every class statement makes a GC type, so each result would be tracked by the
+        // cyclic collector (a larger allocation, link/unlink, and collections triggered by
+        // result churn) and freed through the generic subclass deallocator. A subclass that
+        // adds no storage, no __del__ and no weakrefs can hold no cycle: its instances are
+        // plain C objects like the base's, so they are allocated and freed as such. Safe only
+        // while no instance exists: result.py registers the class right after creating it.
+        type->tp_flags &= ~Py_TPFLAGS_HAVE_GC;
+        type->tp_traverse = nullptr;
+        type->tp_clear = nullptr;
+        type->tp_free = PyObject_Free;
+        type->tp_dealloc = result_dealloc;
+    }
     Py_INCREF(cls);
     Py_XDECREF(reinterpret_cast<PyObject*>(g_public_type));
-    g_public_type = reinterpret_cast<PyTypeObject*>(cls);
+    g_public_type = type;
     Py_RETURN_NONE;
 }
 
@@ -222,8 +245,18 @@ PyObject* make_result(PyObject* key, std::int64_t limit, double window, const De
 
 PyObject* make_result_as(PyTypeObject* type, PyObject* key, std::int64_t limit, double window,
                          const Decision& decision, AlgorithmId algorithm) {
-    PyObject* obj = type->tp_alloc(type, 0);
-    if (obj == nullptr) return nullptr;
+    PyObject* obj;
+    if (type->tp_alloc == PyType_GenericAlloc && !PyType_IS_GC(type) &&
+        type->tp_basicsize == static_cast<Py_ssize_t>(sizeof(ResultObject))) {
+        // What PyType_GenericAlloc does for a non-GC type, less zeroing memory that every
+        // field below overwrites (the registered classes: see set_public_type).
+        obj = static_cast<PyObject*>(PyObject_Malloc(sizeof(ResultObject)));
+        if (obj == nullptr) return PyErr_NoMemory();
+        PyObject_Init(obj, type);  // also takes the reference a heap type's instance holds
+    } else {
+        obj = type->tp_alloc(type, 0);
+        if (obj == nullptr) return nullptr;
+    }
     auto* self = reinterpret_cast<ResultObject*>(obj);
     Py_INCREF(key);
     self->key = key;

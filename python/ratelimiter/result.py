@@ -116,4 +116,6 @@ def _rebuild_result(kwargs: dict[str, Any], window: float) -> RateLimitResult:
     return RateLimitResult(**kwargs, window=window)
 
 
+# Registered before any instance exists: the core then allocates results of this class as
+# plain C objects, outside the cyclic GC (it holds no references that could form a cycle).
 _core._set_result_class(RateLimitResult)

@@ -122,3 +122,28 @@ def test_result_is_a_leaf_and_limiters_do_not_reach_into_backends() -> None:
     assert "_reply_format" not in source and "MemoryBackend" not in source
     assert MemoryBackend.never_blocks is True
     assert ratelimiter.SQLiteBackend.never_blocks is False
+
+
+def test_results_are_plain_objects_outside_the_cyclic_gc(clock: FakeClock) -> None:
+    """A result holds no reference that could form a cycle, so the collector never tracks
+    it; subclasses that add slots (MultiRateLimitResult, a user's) keep their own GC."""
+    import gc
+
+    limiter = ratelimiter.TokenBucketRateLimiter(MemoryBackend(), 5, 60.0, clock=clock)
+    results = [limiter.is_allowed("a"), *limiter.is_allowed_many(["a", "b"]),
+               RateLimitResult(allowed=True, key="k", limit=1, remaining=0, reset_after=1.0,
+                               retry_after=0.0, metadata={"x": 1})]
+    assert [gc.is_tracked(r) for r in results] == [False] * 4
+    assert results[3].metadata == {"x": 1}
+    assert pickle.loads(pickle.dumps(results[1])) == results[1]
+
+    class Tagged(RateLimitResult):
+        __slots__ = ("tag",)
+
+    tagged = Tagged(allowed=False, key="t", limit=1, remaining=0, reset_after=2.0,
+                    retry_after=2.0)
+    tagged.tag = tagged  # a cycle through the subclass's own slot
+    assert gc.is_tracked(tagged)
+    assert (tagged.key, tagged.allowed, tagged.retry_after) == ("t", False, 2.0)
+    del tagged
+    gc.collect()

@@ -81,7 +81,7 @@ struct FixedWindow {
     // when a count carried from another window stops applying before the window ends.
     // docs/ALGORITHMS.md, "Stored state: validation, clock glitches, parameter changes".
     static State current(const State& s, double now, const Params& p, double& until) {
-        const double k_now = aligned_window_index(now, p.window);
+        const double k_now = aligned_window_index(now, p.window, s.k);
         const State empty{k_now, 0.0, p.window};
         if (!plausible_index(s.k) || !plausible_count(s.count) || !std::isfinite(s.window) ||
             s.window < 0.0) {

@@ -36,30 +36,46 @@ struct SlidingWindow {
         double n = 0.0;  // units admitted at t (an integer >= 1)
     };
     // Oldest-first entries in one vector with a moving head: pop_front is O(1) amortised and
-    // an idle key costs 32 bytes plus its entries (a std::deque allocates ~600 bytes up front).
+    // an idle key costs 48 bytes plus its entries (a std::deque allocates ~600 bytes up front).
+    // The oldest and newest times are mirrored beside the vector: a step reads only them
+    // unless an entry expires, so a long log's entries (a cache miss each, with many keys)
+    // are read only to expire or merge, and written only to append.
     class Log {
     public:
         std::size_t size() const { return items_.size() - head_; }
         bool empty() const { return size() == 0; }
         const Entry& operator[](std::size_t i) const { return items_[head_ + i]; }
-        Entry& back() { return items_.back(); }
+        // The oldest and newest entries' times (only when !empty()), without reading them.
+        double oldest_t() const { return oldest_t_; }
+        double newest_t() const { return newest_t_; }
         const Entry& back() const { return items_.back(); }
-        void push_back(const Entry& e) { items_.push_back(e); }
+        // The newest entry's units, to merge into (its time never changes).
+        double& newest_n() { return items_.back().n; }
+        void push_back(const Entry& e) {
+            if (empty()) oldest_t_ = e.t;
+            newest_t_ = e.t;
+            items_.push_back(e);
+        }
         void pop_back() {
             items_.pop_back();
             if (items_.size() == head_) {
                 items_.clear();
                 head_ = 0;
+            } else {
+                newest_t_ = items_.back().t;
             }
         }
         void pop_front() {
             if (++head_ == items_.size()) {
                 items_.clear();
                 head_ = 0;
-            } else if (head_ >= 16 && head_ * 2 >= items_.size()) {
+                return;
+            }
+            if (head_ >= 16 && head_ * 2 >= items_.size()) {
                 items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
                 head_ = 0;
             }
+            oldest_t_ = items_[head_].t;
         }
         auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
         auto end() const { return items_.end(); }
@@ -67,6 +83,8 @@ struct SlidingWindow {
     private:
         std::vector<Entry> items_;
         std::size_t head_ = 0;
+        double oldest_t_ = 0.0;
+        double newest_t_ = 0.0;
     };
     struct State {
         Log entries;                // oldest first, strictly increasing t
@@ -90,15 +108,15 @@ struct SlidingWindow {
         if (!d.allowed) return d;  // a rejection leaves the log untouched
         for (std::size_t i = 0; i < v.expired; ++i) s.entries.pop_front();
         const double need = static_cast<double>(cost);
-        if (!s.entries.empty() && s.entries.back().t == v.now) {
-            s.entries.back().n += need;
+        if (!s.entries.empty() && s.entries.newest_t() == v.now) {
+            s.entries.newest_n() += need;
         } else {
             s.entries.push_back(Entry{v.now, need});
         }
         s.total = v.count + need;
         d.meta[0] = s.total;
         d.remaining = floor_count(static_cast<double>(p.limit) - s.total);
-        d.reset_after = s.entries.back().t + p.window - now;
+        d.reset_after = s.entries.newest_t() + p.window - now;
         return d;
     }
 
@@ -121,12 +139,12 @@ struct SlidingWindow {
     static bool rebase(State& s, double now) {
         if (!glitched(s, now)) return false;
         double units = 0.0;
-        while (!s.entries.empty() && ahead_of_clock(s.entries.back().t, now)) {
-            units += s.entries.back().n;
+        while (!s.entries.empty() && ahead_of_clock(s.entries.newest_t(), now)) {
+            units += s.entries.newest_n();
             s.entries.pop_back();
         }
-        if (!s.entries.empty() && s.entries.back().t >= now) {
-            s.entries.back().n += units;  // c = that entry's t (skew within the tolerance)
+        if (!s.entries.empty() && s.entries.newest_t() >= now) {
+            s.entries.newest_n() += units;  // c = that entry's t (skew within the tolerance)
         } else {
             s.entries.push_back(Entry{now, units});
         }
@@ -137,11 +155,11 @@ struct SlidingWindow {
     static bool rebase(State& s, double now, const Params& /*p*/) { return rebase(s, now); }
 
     static bool glitched(const State& s, double now) {
-        return !s.entries.empty() && ahead_of_clock(s.entries.back().t, now);
+        return !s.entries.empty() && ahead_of_clock(s.entries.newest_t(), now);
     }
 
     static double fresh_at(const State& s, const Params& p) {
-        return s.entries.empty() ? -kInf : s.entries.back().t + p.window;
+        return s.entries.empty() ? -kInf : s.entries.newest_t() + p.window;
     }
 
     static void encode(const State& s, std::vector<double>& out) {
@@ -163,7 +181,7 @@ struct SlidingWindow {
                 e.n > static_cast<double>(kMaxCount)) {
                 return false;
             }
-            if (!out.entries.empty() && !(e.t > out.entries.back().t)) return false;
+            if (!out.entries.empty() && !(e.t > out.entries.newest_t())) return false;
             out.entries.push_back(e);
             out.total += e.n;
         }
@@ -181,9 +199,12 @@ private:
 
     static View view(const State& s, double now, const Params& p) {
         View v{now, 0, s.total};
-        if (!s.entries.empty()) v.now = std::max(now, s.entries.back().t);
+        if (s.entries.empty()) return v;
+        v.now = std::max(now, s.entries.newest_t());
         // `t + window <= now` (not `t <= now - window`): the same sum as retry_after, so a
-        // caller waiting exactly retry_after sees that entry expired.
+        // caller waiting exactly retry_after sees that entry expired. Nothing expired: the
+        // entries are not read.
+        if (s.entries.oldest_t() + p.window > v.now) return v;
         while (v.expired < s.entries.size() && s.entries[v.expired].t + p.window <= v.now) {
             v.count -= s.entries[v.expired].n;
             ++v.expired;
@@ -213,7 +234,7 @@ private:
             }
         }
         d.remaining = floor_count(limit - v.count);
-        d.reset_after = v.count > 0.0 ? s.entries.back().t + p.window - now : 0.0;
+        d.reset_after = v.count > 0.0 ? s.entries.newest_t() + p.window - now : 0.0;
         d.meta[0] = v.count;
         return d;
     }

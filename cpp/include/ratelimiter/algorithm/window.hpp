@@ -22,6 +22,16 @@ inline double aligned_window_index(double now, double window) {
     return k;
 }
 
+// The same, answered without a division when `guess` (say the stored index: most steps land
+// in the window they were stored in) already satisfies k·window <= now < (k+1)·window. Such
+// an integer k is unique (k·window is non-decreasing in k), so the answer is the same.
+inline double aligned_window_index(double now, double window, double guess) {
+    if (guess * window <= now && now < (guess + 1.0) * window && guess == std::floor(guess)) {
+        return guess;
+    }
+    return aligned_window_index(now, window);
+}
+
 // Two adjacent window counters (the sliding window counter's state, also used twice by the
 // adaptive limiter). Rolls forward to the window of `now`; never backwards.
 // The pair carries the window its k was computed with and is always evaluated on that grid,
@@ -69,7 +79,7 @@ struct WindowPair {
     }
 
     void roll(double now, double w) {
-        const double k_now = aligned_window_index(now, w);
+        const double k_now = aligned_window_index(now, w, k);
         if (k_now == k + 1.0) {
             prev = curr;
             curr = 0.0;
