@@ -26,22 +26,12 @@ class PythonBackendStore {
 public:
     explicit PythonBackendStore(py::object backend) : backend_(std::move(backend)) {}
 
-    // Called with the GIL held.
+    // Called with the GIL held. Defined below the class (not inline), so that
+    // store_instances.hpp can keep it out of the hot TU.
     template <class Algo>
     Decision apply(std::string_view key, double now, std::int64_t cost,
                    const typename Algo::Params& params, Operation op,
-                   const StepInputOf<Algo>& input = {}) {
-        const std::string storage_key = storage_key_for<Algo>(key);
-        Lock lock(mutex_);
-        std::vector<double> values;
-        const bool present = read(storage_key, values);
-        EncodedWrite out;
-        const Decision d = apply_encoded_step<Algo>(
-            present, values.data(), values.size(), now, cost, params, op, out,
-            [&] { throw_corrupt(storage_key); }, input);
-        if (out.write) write(storage_key, out.encoded, out.fresh_at - now);
-        return d;
-    }
+                   const StepInputOf<Algo>& input = {});
 
     // Several limits of one key (MultiRateLimiter): read all, decide all or nothing, write
     // back, under the one lock of this backend object.
@@ -136,5 +126,21 @@ private:
     py::object backend_;
     std::mutex mutex_;
 };
+
+template <class Algo>
+Decision PythonBackendStore::apply(std::string_view key, double now, std::int64_t cost,
+                                   const typename Algo::Params& params, Operation op,
+                                   const StepInputOf<Algo>& input) {
+    const std::string storage_key = storage_key_for<Algo>(key);
+    Lock lock(mutex_);
+    std::vector<double> values;
+    const bool present = read(storage_key, values);
+    EncodedWrite out;
+    const Decision d = apply_encoded_step<Algo>(
+        present, values.data(), values.size(), now, cost, params, op, out,
+        [&] { throw_corrupt(storage_key); }, input);
+    if (out.write) write(storage_key, out.encoded, out.fresh_at - now);
+    return d;
+}
 
 }  // namespace ratelimiter::binding

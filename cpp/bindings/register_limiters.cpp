@@ -6,6 +6,13 @@
 #include "limiter.hpp"
 #include "modules.hpp"
 
+namespace ratelimiter {
+// Compiled in the hot part, store_instances_hot.cpp (build time: see store_instances.hpp).
+#define RATELIMITER_EXTERN_LIMITER(Algo) extern template class binding::Limiter<Algo>;
+RATELIMITER_FOR_EACH_ALGORITHM(RATELIMITER_EXTERN_LIMITER)
+#undef RATELIMITER_EXTERN_LIMITER
+}  // namespace ratelimiter
+
 namespace ratelimiter::binding {
 namespace {
 

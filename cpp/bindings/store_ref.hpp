@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "python_backend_store.hpp"
+#include "store_instances.hpp"
 #include "ratelimiter/store/memory_store.hpp"
 #include "ratelimiter/store/redis_store.hpp"
 #include "ratelimiter/store/sqlite_store.hpp"
