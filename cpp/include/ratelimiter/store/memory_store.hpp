@@ -57,6 +57,12 @@ public:
     template <class Algo>
     void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
                     const typename Algo::Params& params, Decision* out);
+    // apply_many handing each key's decision to sink(i, decision) instead of storing it:
+    // a caller that needs only `allowed` keeps one byte per key, not a whole Decision
+    // (80 bytes, zeroed then copied). sink runs with the shard's lock held.
+    template <class Algo, class Sink>
+    void apply_many_each(const std::string_view* keys, std::size_t n, double now,
+                         std::int64_t cost, const typename Algo::Params& params, Sink&& sink);
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -170,6 +176,14 @@ template <class Algo>
 void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double now,
                              std::int64_t cost, const typename Algo::Params& params,
                              Decision* out) {
+    apply_many_each<Algo>(keys, n, now, cost, params,
+                          [out](std::size_t i, const Decision& d) { out[i] = d; });
+}
+
+template <class Algo, class Sink>
+void MemoryStore::apply_many_each(const std::string_view* keys, std::size_t n, double now,
+                                  std::int64_t cost, const typename Algo::Params& params,
+                                  Sink&& sink) {
     const std::size_t shard_count = shards_.size();
     // Plain locals (one allocation each per batch): a thread_local in a shared library
     // costs a __tls_get_addr call per access.
@@ -202,8 +216,9 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
         for (std::uint32_t j = begin; j < end; ++j) {
             if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
             const std::uint32_t i = order[j];
-            out[i] = apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
-                                        Operation::consume);
+            sink(static_cast<std::size_t>(i),
+                 apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
+                                    Operation::consume));
         }
     };
     // Concurrent batches would otherwise sweep the shards in the same order, one right
