@@ -182,6 +182,22 @@ private:
         return v;
     }
 
+    // stored == key. Keys are mostly short: up to 16 bytes they are compared as two
+    // (overlapping) words inline, where operator== calls memcmp out of line.
+    static bool same_key(const std::string& stored, std::string_view key) {
+        const std::size_t n = key.size();
+        if (stored.size() != n) return false;
+        const char* a = stored.data();
+        const char* b = key.data();
+        if (n >= 8 && n <= 16) {
+            return ((read8(a) ^ read8(b)) | (read8(a + n - 8) ^ read8(b + n - 8))) == 0;
+        }
+        if (n >= 4 && n < 8) {
+            return ((read4(a) ^ read4(b)) | (read4(a + n - 4) ^ read4(b + n - 4))) == 0;
+        }
+        return std::memcmp(a, b, n) == 0;
+    }
+
     // tag: 0 empty, 1 tombstone, otherwise the key's fingerprint (always ≥ 2).
     struct Slot {
         std::uint32_t tag;
@@ -210,7 +226,7 @@ private:
         for (std::size_t s = home(h);; s = (s + 1) & mask) {
             const Slot& slot = slots_[s];
             if (slot.tag == kEmpty) return kNotFound;
-            if (slot.tag == tag && nodes_[slot.index].key == key) return s;
+            if (slot.tag == tag && same_key(nodes_[slot.index].key, key)) return s;
         }
     }
 
