@@ -151,11 +151,15 @@ public:
                 decide_on_memory(**memory, views, now, cost, params,
                                  [&](std::size_t i, const Decision& d) { allowed[i] = d.allowed; });
                 PyObject** slots = PySequence_Fast_ITEMS(out.ptr());
+                std::size_t trues = 0;
                 for (std::size_t i = 0; i < n; ++i) {
-                    PyObject* result = allowed[i] ? Py_True : Py_False;
-                    Py_INCREF(result);
-                    slots[i] = result;
+                    trues += allowed[i];
+                    slots[i] = allowed[i] ? Py_True : Py_False;
                 }
+                // The n new references, taken at once: an INCREF per item is a chain of
+                // dependent read-modify-writes of one counter (~5 cycles each).
+                add_references(Py_True, trues);
+                add_references(Py_False, n - trues);
                 return out;
             }
             std::vector<Decision> decisions(n);
@@ -356,6 +360,15 @@ private:
         } else {
             store.template apply_many_each<Algo>(keys, n, now, cost, params, sink);
         }
+    }
+
+    // `count` new references to `object` (a bool: a batch's answers), as one update.
+    static void add_references(PyObject* object, std::size_t count) {
+#ifdef Py_REF_DEBUG
+        for (std::size_t i = 0; i < count; ++i) Py_INCREF(object);  // keeps _Py_RefTotal right
+#else
+        Py_SET_REFCNT(object, Py_REFCNT(object) + static_cast<Py_ssize_t>(count));
+#endif
     }
 
     // A list's items, each holding a reference (the first `count`) until the batch returns.
