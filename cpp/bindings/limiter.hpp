@@ -106,21 +106,28 @@ public:
         auto seq = py::reinterpret_steal<py::object>(
             PySequence_Fast(keys.ptr(), "keys must be a list or tuple of str"));
         if (!seq) throw py::error_already_set();
+        const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
         // The keys are read as views into their str objects, also while the GIL is released
         // (a batch on the memory store, each step on SQLite or Redis), when another thread
-        // could empty a list: a tuple of the same objects keeps every key alive throughout.
-        if (PyList_CheckExact(seq.ptr())) {
-            seq = py::reinterpret_steal<py::object>(PyList_AsTuple(seq.ptr()));
-            if (!seq) throw py::error_already_set();
-        }
-        const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
+        // could empty a list. A tuple cannot change; a list's items are copied and held here
+        // (a reference each, taken in the validation pass, which reads each object anyway:
+        // cheaper than copying the list to a tuple).
+        HeldKeys held;
         PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+        if (PyList_CheckExact(seq.ptr())) {
+            held.items.assign(items, items + n);
+            items = held.items.data();
+        }
         // Validate every key before deciding any, so a bad key changes no state.
         std::vector<std::string_view> views(n);
         for (std::size_t i = 0; i < n; ++i) {
             // Distinct keys are scattered str objects: fetch a few ahead (a hint only).
             if (i + 8 < n) __builtin_prefetch(items[i + 8]);
             views[i] = hot_key_view(items[i]);
+            if (!held.items.empty()) {
+                Py_INCREF(items[i]);
+                held.count = i + 1;
+            }
         }
         const double now = read_clock(clock_ptr());
         double window = 0.0;
@@ -139,12 +146,25 @@ public:
         };
         if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_);
             memory != nullptr && !needs_aggregate_load(params)) {
-            std::vector<Decision> decisions(n);
-            decide_on_memory(**memory, views, now, cost, params, decisions.data());
-            if (!detail) {  // only `allowed` is read: no reported() copy of each decision
-                for (std::size_t i = 0; i < n; ++i) put(i, decisions[i]);
+            if (!detail) {  // only `allowed` is kept: a byte per key, no Decision copies
+                std::vector<unsigned char> allowed(n);
+                decide_on_memory(**memory, views, now, cost, params,
+                                 [&](std::size_t i, const Decision& d) { allowed[i] = d.allowed; });
+                PyObject** slots = PySequence_Fast_ITEMS(out.ptr());
+                std::size_t trues = 0;
+                for (std::size_t i = 0; i < n; ++i) {
+                    trues += allowed[i];
+                    slots[i] = allowed[i] ? Py_True : Py_False;
+                }
+                // The n new references, taken at once: an INCREF per item is a chain of
+                // dependent read-modify-writes of one counter (~5 cycles each).
+                add_references(Py_True, trues);
+                add_references(Py_False, n - trues);
                 return out;
             }
+            std::vector<Decision> decisions(n);
+            decide_on_memory(**memory, views, now, cost, params,
+                             [&](std::size_t i, const Decision& d) { decisions[i] = d; });
             for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
@@ -312,8 +332,9 @@ private:
     // or with a prefix, prefix + key copied into one buffer, decided shard by shard into
     // `out`. Large batches release the GIL, so threads deciding on disjoint keys run in
     // parallel; a small one keeps it (releasing costs more than a few steps).
+    template <class Sink>
     void decide_on_memory(MemoryStore& store, const std::vector<std::string_view>& views,
-                          double now, std::int64_t cost, const Params& params, Decision* out) {
+                          double now, std::int64_t cost, const Params& params, Sink&& sink) {
         constexpr std::size_t kReleaseGilFrom = 32;
         const std::size_t n = views.size();
         std::string buffer;
@@ -335,11 +356,32 @@ private:
         }
         if (n >= kReleaseGilFrom) {
             py::gil_scoped_release release;
-            store.template apply_many<Algo>(keys, n, now, cost, params, out);
+            store.template apply_many_each<Algo>(keys, n, now, cost, params, sink);
         } else {
-            store.template apply_many<Algo>(keys, n, now, cost, params, out);
+            store.template apply_many_each<Algo>(keys, n, now, cost, params, sink);
         }
     }
+
+    // `count` new references to `object` (a bool: a batch's answers), as one update.
+    static void add_references(PyObject* object, std::size_t count) {
+#ifdef Py_REF_DEBUG
+        for (std::size_t i = 0; i < count; ++i) Py_INCREF(object);  // keeps _Py_RefTotal right
+#else
+        Py_SET_REFCNT(object, Py_REFCNT(object) + static_cast<Py_ssize_t>(count));
+#endif
+    }
+
+    // A list's items, each holding a reference (the first `count`) until the batch returns.
+    struct HeldKeys {
+        std::vector<PyObject*> items;
+        std::size_t count = 0;
+        HeldKeys() = default;
+        HeldKeys(const HeldKeys&) = delete;
+        HeldKeys& operator=(const HeldKeys&) = delete;
+        ~HeldKeys() {
+            for (std::size_t i = 0; i < count; ++i) Py_DECREF(items[i]);
+        }
+    };
 
     template <class Store>
     static void erase_on(Store& store, std::string_view key) {

@@ -4,6 +4,7 @@ one at a time would (memory store: grouped by shard, one lock per shard, one clo
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -140,3 +141,24 @@ def test_keys_differing_after_an_embedded_nul_are_distinct(clock: FakeClock) -> 
     assert limiter.is_allowed_many(keys, detail=False) == [True] * 4
     assert limiter.is_allowed_many(keys, detail=False) == [False] * 4
     assert [limiter.is_allowed(k).allowed for k in keys] == [False] * 4
+
+
+@pytest.mark.parametrize("container", [list, tuple])
+@pytest.mark.parametrize("detail", [True, False])
+def test_a_batch_holds_no_reference_to_its_keys_afterwards(
+    container: type, detail: bool, clock: FakeClock
+) -> None:
+    # A list's keys are held (a reference each) while the batch runs; every one is given
+    # back, also when a bad key ends the batch before any decision.
+    keys = [f"key-{i}" for i in range(100)]  # built here: not interned, counts are ours
+    limiter = make_exact(ALL_LIMITERS[0], MemoryBackend(), 5, 60.0, clock=clock)
+    before = [sys.getrefcount(k) for k in keys]
+    for _ in range(3):
+        limiter.is_allowed_many(container(keys), detail=detail)
+        with pytest.raises(TypeError):
+            limiter.is_allowed_many(container([*keys[:50], 7, *keys[50:]]), detail=detail)
+    assert [sys.getrefcount(k) for k in keys] == before
+    # The bad batches decided nothing: each key was decided 3 times, 2 of its 5 are left.
+    assert limiter.is_allowed_many(keys, detail=False) == [True] * 100
+    assert limiter.is_allowed_many(keys, detail=False) == [True] * 100
+    assert limiter.is_allowed_many(keys, detail=False) == [False] * 100

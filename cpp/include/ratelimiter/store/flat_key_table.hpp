@@ -16,7 +16,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -34,9 +34,42 @@ public:
         Value value;
     };
 
-    // The hash every call takes: computed once per key by the caller.
+    // The hash every call takes: computed once per key by the caller. wyhash's construction
+    // (final v4, unseeded), written out small: keys are short (a prefix and an id), and
+    // std::hash (libstdc++'s out-of-line murmur) was a tenth of a batched decision. Every bit
+    // of the result depends on every key byte (a 64x64->128 multiply folded twice), which
+    // the shard (low 32 bits), fingerprint (high 32) and slot (a Fibonacci product) rely on.
+    // Unseeded, like std::hash: a caller's keys are not an attacker's choice of collisions
+    // any more than before.
     static std::uint64_t hash(std::string_view key) {
-        return static_cast<std::uint64_t>(std::hash<std::string_view>{}(key));
+        constexpr std::uint64_t k0 = 0xa0761d6478bd642full;
+        constexpr std::uint64_t k1 = 0xe7037ed1a0b428dbull;
+        constexpr std::uint64_t k2 = 0x8ebc6af09c88c6e3ull;
+        const char* p = key.data();
+        const std::size_t n = key.size();
+        std::uint64_t seed = k2;
+        std::uint64_t a = 0;
+        std::uint64_t b = 0;
+        if (n <= 16) {
+            if (n >= 4) {  // two overlapping 4-byte reads from each end cover 4..16 bytes
+                const std::size_t mid = (n >> 3) << 2;
+                a = (read4(p) << 32) | read4(p + mid);
+                b = (read4(p + n - 4) << 32) | read4(p + n - 4 - mid);
+            } else if (n > 0) {
+                a = (std::uint64_t{byte(p[0])} << 16) | (std::uint64_t{byte(p[n >> 1])} << 8) |
+                    byte(p[n - 1]);
+            }
+        } else {
+            std::size_t left = n;
+            for (; left > 16; left -= 16, p += 16) {
+                seed = mix(read8(p) ^ k1, read8(p + 8) ^ seed);
+            }
+            a = read8(p + left - 16);  // the last 16 bytes (overlapping the loop's, if short)
+            b = read8(p + left - 8);
+        }
+        std::uint64_t hi = 0;
+        const std::uint64_t lo = mul128(a ^ k1, b ^ seed, hi);
+        return mix(lo ^ k0 ^ n, hi ^ k1);
     }
 
     // The value stored for `key` (whose hash is `h`), or nullptr.
@@ -116,6 +149,55 @@ public:
     std::size_t tombstones() const { return tombstones_; }
 
 private:
+    // The 128-bit product a * b: returns its low half, stores its high half in `hi`.
+    static std::uint64_t mul128(std::uint64_t a, std::uint64_t b, std::uint64_t& hi) {
+#if defined(__SIZEOF_INT128__)
+        __extension__ using U128 = unsigned __int128;  // __extension__: no -Wpedantic warning
+        const U128 m = static_cast<U128>(a) * b;
+        hi = static_cast<std::uint64_t>(m >> 64);
+        return static_cast<std::uint64_t>(m);
+#else
+        const std::uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+        const std::uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+        const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo;
+        const std::uint64_t mid = (ll >> 32) + (lh & 0xFFFFFFFFu) + (hl & 0xFFFFFFFFu);
+        hi = a_hi * b_hi + (lh >> 32) + (hl >> 32) + (mid >> 32);
+        return (mid << 32) | (ll & 0xFFFFFFFFu);
+#endif
+    }
+    static std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+        std::uint64_t hi = 0;
+        const std::uint64_t lo = mul128(a, b, hi);
+        return lo ^ hi;
+    }
+    static std::uint64_t byte(char c) { return static_cast<unsigned char>(c); }
+    static std::uint64_t read4(const char* p) {
+        std::uint32_t v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    static std::uint64_t read8(const char* p) {
+        std::uint64_t v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+
+    // stored == key. Keys are mostly short: up to 16 bytes they are compared as two
+    // (overlapping) words inline, where operator== calls memcmp out of line.
+    static bool same_key(const std::string& stored, std::string_view key) {
+        const std::size_t n = key.size();
+        if (stored.size() != n) return false;
+        const char* a = stored.data();
+        const char* b = key.data();
+        if (n >= 8 && n <= 16) {
+            return ((read8(a) ^ read8(b)) | (read8(a + n - 8) ^ read8(b + n - 8))) == 0;
+        }
+        if (n >= 4 && n < 8) {
+            return ((read4(a) ^ read4(b)) | (read4(a + n - 4) ^ read4(b + n - 4))) == 0;
+        }
+        return std::memcmp(a, b, n) == 0;
+    }
+
     // tag: 0 empty, 1 tombstone, otherwise the key's fingerprint (always ≥ 2).
     struct Slot {
         std::uint32_t tag;
@@ -144,7 +226,7 @@ private:
         for (std::size_t s = home(h);; s = (s + 1) & mask) {
             const Slot& slot = slots_[s];
             if (slot.tag == kEmpty) return kNotFound;
-            if (slot.tag == tag && nodes_[slot.index].key == key) return s;
+            if (slot.tag == tag && same_key(nodes_[slot.index].key, key)) return s;
         }
     }
 

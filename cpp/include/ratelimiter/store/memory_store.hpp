@@ -32,6 +32,19 @@
 #include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
+// The batch loop is flattened (GCC/Clang): the lookup, the algorithm's rebase, step and
+// expiry, and the sink are inlined into one body, which measured ~30 -> ~23 ns per batched
+// decision (calls, spills and the Decision's copies between them were a quarter of it).
+// The cold paths it reaches (inserting a new key: make_room, purge, eviction) are
+// RATELIMITER_NOINLINE, so they stay one shared call instead of being copied into it.
+#if defined(__GNUC__) || defined(__clang__)
+#define RATELIMITER_FLATTEN __attribute__((flatten))
+#define RATELIMITER_NOINLINE __attribute__((noinline))
+#else
+#define RATELIMITER_FLATTEN
+#define RATELIMITER_NOINLINE
+#endif
+
 namespace ratelimiter {
 
 class MemoryStore {
@@ -57,6 +70,12 @@ public:
     template <class Algo>
     void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
                     const typename Algo::Params& params, Decision* out);
+    // apply_many handing each key's decision to sink(i, decision) instead of storing it:
+    // a caller that needs only `allowed` keeps one byte per key, not a whole Decision
+    // (80 bytes, zeroed then copied). sink runs with the shard's lock held.
+    template <class Algo, class Sink>
+    void apply_many_each(const std::string_view* keys, std::size_t n, double now,
+                         std::int64_t cost, const typename Algo::Params& params, Sink&& sink);
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -125,6 +144,12 @@ private:
     Decision apply_locked(Shard& shard, std::string_view key, std::uint64_t h, double now,
                           std::int64_t cost, const typename Algo::Params& params, Operation op,
                           const StepInputOf<Algo>& input = {});
+    // apply_locked's path for a key absent from the table (cold: out of line).
+    template <class Algo>
+    RATELIMITER_NOINLINE Decision apply_absent(Shard& shard, std::string_view key,
+                                               std::uint64_t h, double now, std::int64_t cost,
+                                               const typename Algo::Params& params,
+                                               Operation op, const StepInputOf<Algo>& input);
     // Makes room for one insertion into table `T` of `shard` (lock held).
     template <class Algo>
     void make_room(Shard& shard, double now);
@@ -157,6 +182,15 @@ Decision MemoryStore::apply_locked(Shard& shard, std::string_view key, std::uint
             entry->state, now, cost, params, op,
             [&](const auto&, double fresh_at) { entry->fresh_at = fresh_at; }, input);
     }
+    return apply_absent<Algo>(shard, key, h, now, cost, params, op, input);
+}
+
+template <class Algo>
+Decision MemoryStore::apply_absent(Shard& shard, std::string_view key, std::uint64_t h,
+                                   double now, std::int64_t cost,
+                                   const typename Algo::Params& params, Operation op,
+                                   const StepInputOf<Algo>& input) {
+    auto& table = std::get<Table<Algo>>(shard.tables);
     auto state = Algo::fresh(now, params);
     // A rejected first request leaves a fresh state: nothing worth storing.
     return apply_step<Algo>(state, now, cost, params, op, [&](const auto&, double fresh_at) {
@@ -170,6 +204,14 @@ template <class Algo>
 void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double now,
                              std::int64_t cost, const typename Algo::Params& params,
                              Decision* out) {
+    apply_many_each<Algo>(keys, n, now, cost, params,
+                          [out](std::size_t i, const Decision& d) { out[i] = d; });
+}
+
+template <class Algo, class Sink>
+RATELIMITER_FLATTEN void MemoryStore::apply_many_each(const std::string_view* keys, std::size_t n, double now,
+                                  std::int64_t cost, const typename Algo::Params& params,
+                                  Sink&& sink) {
     const std::size_t shard_count = shards_.size();
     // Plain locals (one allocation each per batch): a thread_local in a shared library
     // costs a __tls_get_addr call per access.
@@ -202,8 +244,9 @@ void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double
         for (std::uint32_t j = begin; j < end; ++j) {
             if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
             const std::uint32_t i = order[j];
-            out[i] = apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
-                                        Operation::consume);
+            sink(static_cast<std::size_t>(i),
+                 apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
+                                    Operation::consume));
         }
     };
     // Concurrent batches would otherwise sweep the shards in the same order, one right
