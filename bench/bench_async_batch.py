@@ -12,7 +12,6 @@ measures both on a local 3-master cluster through redis.asyncio.cluster.RedisClu
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import sys
@@ -26,6 +25,7 @@ import redis.asyncio.cluster
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 
 from limiters import LIMITERS  # noqa: E402
+from redis_target import batch_bench_options  # noqa: E402
 
 from ratelimiter.backends import AsyncRedisBackend  # noqa: E402
 
@@ -70,11 +70,7 @@ async def measure(label: str, client: Any, seconds: float, batch: int) -> list[f
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--cluster", action="store_true")
-    args = parser.parse_args()
+    args = batch_bench_options(__doc__ or "")
     from redis_server import RedisServer
 
     with RedisServer() as server:

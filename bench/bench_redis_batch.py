@@ -15,7 +15,6 @@ counts. Prints figures only; never asserts timings.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import redis.cluster
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "python"))
 
 from limiters import LIMITERS  # noqa: E402
+from redis_target import batch_bench_options  # noqa: E402
 
 from ratelimiter.backends import RedisBackend  # noqa: E402
 
@@ -91,11 +91,7 @@ def measure(label: str, backend: Any, seconds: float, batch: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--cluster", action="store_true")
-    args = parser.parse_args()
+    args = batch_bench_options(__doc__ or "")
     from redis_server import RedisServer
 
     with RedisServer() as server:

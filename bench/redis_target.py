@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Iterator
@@ -22,3 +23,13 @@ def redis_url(url: Optional[str]) -> Iterator[str]:
 
     with RedisServer() as server:
         yield server.url
+
+
+def batch_bench_options(doc: str) -> argparse.Namespace:
+    """The batch benchmarks' command line: --seconds per measurement, --batch size, and
+    --cluster to measure a local 3-master cluster too."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--cluster", action="store_true")
+    return parser.parse_args()
