@@ -4,6 +4,8 @@
 # includes it, and it is rewritten only when its content changes, so a reconfigure never
 # recompiles anything else.
 
+include(${CMAKE_CURRENT_LIST_DIR}/WriteIfChanged.cmake)
+
 function(ratelimiter_build_info target)
   string(TOUPPER "${CMAKE_BUILD_TYPE}" build_type_upper)
   list(JOIN RATELIMITER_LTO_COMPILE " " lto)  # GCC: our LTO flags (CMakeLists.txt)
@@ -37,12 +39,6 @@ inline constexpr const char* kCxxFlags = \"${flags}\";
 }  // namespace ratelimiter::build
 ")
   set(out_file ${out_dir}/ratelimiter/build_info.hpp)
-  set(old "")
-  if(EXISTS ${out_file})
-    file(READ ${out_file} old)
-  endif()
-  if(NOT old STREQUAL content)
-    file(WRITE ${out_file} "${content}")
-  endif()
+  ratelimiter_write_if_changed(${out_file} "${content}")
   target_include_directories(${target} PRIVATE ${out_dir})
 endfunction()

@@ -28,6 +28,8 @@ list(TRANSFORM RATELIMITER_LUA_ALGORITHMS REPLACE "\\.lua$" "")
 list(SORT RATELIMITER_LUA_ALGORITHMS)
 
 # Reads cpp/lua/`file` (a configure dependency from now on).
+include(${CMAKE_CURRENT_LIST_DIR}/WriteIfChanged.cmake)
+
 function(ratelimiter_lua_read out_var lua_dir file)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${lua_dir}/${file})
   file(READ ${lua_dir}/${file} text)
@@ -189,13 +191,6 @@ ${single_with_functions}};
 
 }  // namespace ratelimiter::lua
 ")
-  # Rewrite only on change, so unrelated reconfigures do not rebuild everything.
-  set(old "")
-  if(EXISTS ${out_file})
-    file(READ ${out_file} old)
-  endif()
-  if(NOT old STREQUAL content)
-    file(WRITE ${out_file} "${content}")
-  endif()
+  ratelimiter_write_if_changed(${out_file} "${content}")
   target_include_directories(${target} PUBLIC ${out_dir})
 endfunction()
