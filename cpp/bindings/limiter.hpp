@@ -149,7 +149,7 @@ public:
             if (!detail) {  // only `allowed` is kept: a byte per key, no Decision copies
                 std::vector<unsigned char> allowed(n);
                 decide_on_memory(**memory, views, now, cost, params,
-                                 [&](std::size_t i, const Decision& d) { allowed[i] = d.allowed; });
+                                 MemoryStore::BatchOut{nullptr, allowed.data()});
                 PyObject** slots = PySequence_Fast_ITEMS(out.ptr());
                 std::size_t trues = 0;
                 for (std::size_t i = 0; i < n; ++i) {
@@ -164,7 +164,7 @@ public:
             }
             std::vector<Decision> decisions(n);
             decide_on_memory(**memory, views, now, cost, params,
-                             [&](std::size_t i, const Decision& d) { decisions[i] = d; });
+                             MemoryStore::BatchOut{decisions.data(), nullptr});
             for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
@@ -332,9 +332,9 @@ private:
     // or with a prefix, prefix + key copied into one buffer, decided shard by shard into
     // `out`. Large batches release the GIL, so threads deciding on disjoint keys run in
     // parallel; a small one keeps it (releasing costs more than a few steps).
-    template <class Sink>
     void decide_on_memory(MemoryStore& store, const std::vector<std::string_view>& views,
-                          double now, std::int64_t cost, const Params& params, Sink&& sink) {
+                          double now, std::int64_t cost, const Params& params,
+                          MemoryStore::BatchOut out) {
         constexpr std::size_t kReleaseGilFrom = 32;
         const std::size_t n = views.size();
         std::string buffer;
@@ -356,9 +356,9 @@ private:
         }
         if (n >= kReleaseGilFrom) {
             py::gil_scoped_release release;
-            store.template apply_many_each<Algo>(keys, n, now, cost, params, sink);
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
         } else {
-            store.template apply_many_each<Algo>(keys, n, now, cost, params, sink);
+            store.template apply_many<Algo>(keys, n, now, cost, params, out);
         }
     }
 

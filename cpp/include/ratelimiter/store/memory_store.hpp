@@ -32,7 +32,7 @@
 #include "ratelimiter/store/multi.hpp"
 #include "ratelimiter/store/operation.hpp"
 
-// The batch loop is flattened (GCC/Clang): the lookup, the algorithm's rebase, step and
+// A batch's per-shard loop is flattened (GCC/Clang): the lookup, the algorithm's rebase, step and
 // expiry, and the sink are inlined into one body, which measured ~30 -> ~23 ns per batched
 // decision (calls, spills and the Decision's copies between them were a quarter of it).
 // The cold paths it reaches (inserting a new key: make_room, purge, eviction) are
@@ -62,6 +62,13 @@ public:
                    const typename Algo::Params& params, Operation op,
                    const StepInputOf<Algo>& input = {});
 
+    // Where a batch's decisions go: the whole Decision per key, or (when `decisions` is
+    // null) only `allowed`, a byte per key, for a caller that needs nothing else (no
+    // 80-byte Decision copied per key).
+    struct BatchOut {
+        Decision* decisions = nullptr;
+        unsigned char* allowed = nullptr;
+    };
     // Consumes `cost` for each of keys[0..n) at one `now`, as n apply() calls in that order
     // would, but taking each shard's lock once: keys are grouped by shard (a stable counting
     // sort, so repeats of one key are decided in batch order). Each key is atomic on its own;
@@ -69,13 +76,12 @@ public:
     // No per-call input: a caller whose algorithm needs one decides key by key.
     template <class Algo>
     void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
-                    const typename Algo::Params& params, Decision* out);
-    // apply_many handing each key's decision to sink(i, decision) instead of storing it:
-    // a caller that needs only `allowed` keeps one byte per key, not a whole Decision
-    // (80 bytes, zeroed then copied). sink runs with the shard's lock held.
-    template <class Algo, class Sink>
-    void apply_many_each(const std::string_view* keys, std::size_t n, double now,
-                         std::int64_t cost, const typename Algo::Params& params, Sink&& sink);
+                    const typename Algo::Params& params, BatchOut out);
+    template <class Algo>
+    void apply_many(const std::string_view* keys, std::size_t n, double now, std::int64_t cost,
+                    const typename Algo::Params& params, Decision* out) {
+        apply_many<Algo>(keys, n, now, cost, params, BatchOut{out, nullptr});
+    }
 
     // Forgets `key` for Algo. Returns whether it existed.
     template <class Algo>
@@ -150,6 +156,13 @@ private:
                                                std::uint64_t h, double now, std::int64_t cost,
                                                const typename Algo::Params& params,
                                                Operation op, const StepInputOf<Algo>& input);
+    // A batch's keys order[begin..end), all in `shard` (lock held), decided in that order.
+    template <class Algo, bool kOnlyAllowed>
+    RATELIMITER_FLATTEN RATELIMITER_NOINLINE void apply_group(Shard& shard, const std::string_view* keys,
+                                         const std::uint64_t* hashes, const std::uint32_t* order,
+                                         std::uint32_t begin, std::uint32_t end, double now,
+                                         std::int64_t cost, const typename Algo::Params& params,
+                                         BatchOut out);
     // Makes room for one insertion into table `T` of `shard` (lock held).
     template <class Algo>
     void make_room(Shard& shard, double now);
@@ -203,15 +216,7 @@ Decision MemoryStore::apply_absent(Shard& shard, std::string_view key, std::uint
 template <class Algo>
 void MemoryStore::apply_many(const std::string_view* keys, std::size_t n, double now,
                              std::int64_t cost, const typename Algo::Params& params,
-                             Decision* out) {
-    apply_many_each<Algo>(keys, n, now, cost, params,
-                          [out](std::size_t i, const Decision& d) { out[i] = d; });
-}
-
-template <class Algo, class Sink>
-RATELIMITER_FLATTEN void MemoryStore::apply_many_each(const std::string_view* keys, std::size_t n, double now,
-                                  std::int64_t cost, const typename Algo::Params& params,
-                                  Sink&& sink) {
+                             BatchOut out) {
     const std::size_t shard_count = shards_.size();
     // Plain locals (one allocation each per batch): a thread_local in a shared library
     // costs a __tls_get_addr call per access.
@@ -229,24 +234,13 @@ RATELIMITER_FLATTEN void MemoryStore::apply_many_each(const std::string_view* ke
         std::vector<std::uint32_t> fill(starts.begin(), starts.end() - 1);
         for (std::size_t i = 0; i < n; ++i) order[fill[shard_of[i]]++] = static_cast<std::uint32_t>(i);
     }
-    const auto decide_group = [&](std::size_t s) {
-        const auto& table = std::get<Table<Algo>>(shards_[s]->tables);
-        // The group's keys are known, so their cache misses can overlap instead of each
-        // lookup waiting for its own two: every slot is requested up front, and each key's
-        // node kAhead keys before it is decided (its slot has arrived by then).
-        constexpr std::uint32_t kAhead = 4;
-        const std::uint32_t begin = starts[s];
-        const std::uint32_t end = starts[s + 1];
-        for (std::uint32_t j = begin; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
-        for (std::uint32_t j = begin; j < end && j < begin + kAhead; ++j) {
-            table.prefetch_node(hashes[order[j]]);
-        }
-        for (std::uint32_t j = begin; j < end; ++j) {
-            if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
-            const std::uint32_t i = order[j];
-            sink(static_cast<std::size_t>(i),
-                 apply_locked<Algo>(*shards_[s], keys[i], hashes[i], now, cost, params,
-                                    Operation::consume));
+    const auto decide = [&](std::size_t s) {
+        if (out.decisions != nullptr) {
+            apply_group<Algo, false>(*shards_[s], keys, hashes.data(), order.data(), starts[s],
+                                     starts[s + 1], now, cost, params, out);
+        } else {
+            apply_group<Algo, true>(*shards_[s], keys, hashes.data(), order.data(), starts[s],
+                                    starts[s + 1], now, cost, params, out);
         }
     };
     // Concurrent batches would otherwise sweep the shards in the same order, one right
@@ -262,11 +256,43 @@ RATELIMITER_FLATTEN void MemoryStore::apply_many_each(const std::string_view* ke
             busy.push_back(static_cast<std::uint32_t>(s));
             continue;
         }
-        decide_group(s);
+        decide(s);
     }
     for (const std::uint32_t s : busy) {
         std::lock_guard<std::mutex> lock(shards_[s]->mutex);
-        decide_group(s);
+        decide(s);
+    }
+}
+
+// Flattened (see RATELIMITER_FLATTEN), and out of line so that the two places apply_many
+// calls it share one copy of the inlined body. kOnlyAllowed: out.allowed, else out.decisions.
+template <class Algo, bool kOnlyAllowed>
+void MemoryStore::apply_group(Shard& shard, const std::string_view* keys,
+                              const std::uint64_t* hashes, const std::uint32_t* order,
+                              std::uint32_t begin, std::uint32_t end, double now,
+                              std::int64_t cost, const typename Algo::Params& params,
+                              BatchOut out) {
+    const auto& table = std::get<Table<Algo>>(shard.tables);
+    // The group's keys are known, so their cache misses can overlap instead of each
+    // lookup waiting for its own two: every slot is requested up front, and each key's
+    // node kAhead keys before it is decided (its slot has arrived by then).
+    constexpr std::uint32_t kAhead = 4;
+    for (std::uint32_t j = begin; j < end; ++j) table.prefetch_slot(hashes[order[j]]);
+    for (std::uint32_t j = begin; j < end && j < begin + kAhead; ++j) {
+        table.prefetch_node(hashes[order[j]]);
+    }
+    for (std::uint32_t j = begin; j < end; ++j) {
+        if (j + kAhead < end) table.prefetch_node(hashes[order[j + kAhead]]);
+        const std::uint32_t i = order[j];
+        if constexpr (kOnlyAllowed) {
+            // The rest of the Decision is dead here, so the compiler drops computing it.
+            out.allowed[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
+                                                Operation::consume)
+                                 .allowed;
+        } else {
+            out.decisions[i] = apply_locked<Algo>(shard, keys[i], hashes[i], now, cost, params,
+                                                  Operation::consume);
+        }
     }
 }
 
