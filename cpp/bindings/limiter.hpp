@@ -133,17 +133,6 @@ public:
         double window = 0.0;
         const Params params = current_params(window);
         py::list out(n);
-        const auto put = [&](std::size_t i, const Decision& d) {
-            PyObject* result = Py_False;
-            if (detail) {
-                result = make_result(items[i], params.limit, window, d, Algo::id);
-                if (result == nullptr) throw py::error_already_set();
-            } else {
-                result = d.allowed ? Py_True : Py_False;
-                Py_INCREF(result);
-            }
-            PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
-        };
         if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_);
             memory != nullptr && !needs_aggregate_load(params)) {
             if (!detail) {  // only `allowed` is kept: a byte per key, no Decision copies
@@ -165,82 +154,31 @@ public:
             std::vector<Decision> decisions(n);
             decide_on_memory(**memory, views, now, cost, params,
                              MemoryStore::BatchOut{decisions.data(), nullptr});
-            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
-            return out;
-        }
-        if (auto* redis = std::get_if<std::shared_ptr<RedisStore>>(&store_);
-            redis != nullptr && n > 1 && !needs_aggregate_load(params)) {
-            // Redis: every key's EVALSHA in one pipeline (one round trip per node).
-            std::vector<std::string> full(n);
-            for (std::size_t i = 0; i < n; ++i) full[i] = full_key(views[i]);
-            std::vector<Decision> decisions(n);
-            {
-                py::gil_scoped_release release;
-                (*redis)->template apply_many<Algo>(full, now, cost, params, decisions.data());
+            for (std::size_t i = 0; i < n; ++i) {
+                put_result(out, i, items[i], params.limit, window, reported(decisions[i], now));
             }
-            for (std::size_t i = 0; i < n; ++i) put(i, reported(decisions[i], now));
             return out;
         }
-        for (std::size_t i = 0; i < n; ++i) {
-            const Decision d = run(storage_view(views[i]), now, cost, params, Operation::consume,
-                                   aggregate_.measure(params, now));
-            aggregate_.record(d, cost, now);
-            put(i, d);
-        }
+        decide_many_elsewhere(items, views, now, cost, params, window, detail, out);
         return out;
     }
 
-    void reset(py::handle key) override {
-        const std::string k = full_key(key_view(key, prefix_.size()));
-        std::visit([&](auto& store) { erase_on(*store, k); }, store_);
-    }
-
+    // Defined in limiter_cold.hpp (compiled in the binding's cold part: build time).
+    void reset(py::handle key) override;
     // The validated storage key (key_prefix + key), for callers that reach the store
     // without a decision (the async Redis reset).
-    std::string storage_key(py::handle key) const override {
-        return full_key(key_view(key, prefix_.size()));
-    }
-
+    std::string storage_key(py::handle key) const override;
     // Encoded state of `key` (empty if none) on the memory store; for tests and debugging.
-    std::vector<double> state(py::handle key) override {
-        const std::string k = full_key(key_view(key, prefix_.size()));
-        if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_)) {
-            return (*memory)->template snapshot<Algo>(k);
-        }
-        return {};
-    }
-
+    std::vector<double> state(py::handle key) override;
     const std::string& key_prefix() const override { return prefix_; }
-
     // The asyncio front end (AsyncRedisBackend) runs the same script call as RedisStore:
     // redis_call builds it (clock, params, ARGV) and redis_result reads the reply, so the
     // Python coroutine only awaits the network round trip in between.
     py::tuple redis_call(py::handle key, py::handle cost_arg, bool peek, bool use_server_time,
-                         bool binary_reply) override {
-        const std::int64_t cost = peek ? 1 : to_count(cost_arg, "cost");
-        const std::string_view k = key_view(key, prefix_.size());
-        const double now = read_clock(clock_ptr());
-        double window = 0.0;
-        const Params params = current_params(window);
-        std::vector<std::string> args;
-        RedisStore::append_call_args(args, use_server_time, now, cost,
-                                     peek ? Operation::peek : Operation::consume, binary_reply);
-        RedisStore::append_step_params<Algo>(args, params, aggregate_.measure(params, now));
-        py::list argv;
-        for (const std::string& arg : args) argv.append(py::bytes(arg));
-        // The last item is what redis_result records in the aggregate load: a peek admits
-        // nothing, so it hands back 0 (the script itself was asked about cost 1).
-        return py::make_tuple(Algo::name, std::string(full_key(k)), argv, params.limit, window,
-                              now, peek ? std::int64_t{0} : cost);
-    }
-
+                         bool binary_reply) override;
     py::object redis_result(py::handle key, const std::vector<std::string>& reply,
                             std::int64_t limit, double window, double now,
-                            std::int64_t cost) override {
-        const Decision d = reported(RedisStore::parse_reply(Algo::id, reply), now);
-        aggregate_.record(d, cost, now);
-        return steal(make_result(key.ptr(), limit, window, d, Algo::id));
-    }
+                            std::int64_t cost) override;
 
     // `is_allowed` as a direct CPython callable (see fast_call.hpp); `self` owns this limiter.
     py::object fast_is_allowed(py::handle self) override {
@@ -313,19 +251,28 @@ private:
         return Algo::make_params(spec);
     }
 
+    // One step on the limiter's store: the memory store here (the hot path), every other
+    // store in run_elsewhere (limiter_cold.hpp).
     Decision run(std::string_view key, double now, std::int64_t cost, const Params& params,
                  Operation op, const StepInputOf<Algo>& input) {
-        return reported(std::visit(
-            [&](auto& store) -> Decision {
-                using Store = typename std::decay_t<decltype(store)>::element_type;
-                if constexpr (StoreTraits<Store>::kReleaseGil) {
-                    py::gil_scoped_release release;
-                    return store->template apply<Algo>(key, now, cost, params, op, input);
-                } else {
-                    return store->template apply<Algo>(key, now, cost, params, op, input);
-                }
-            },
-            store_), now);
+        if (auto* memory = std::get_if<std::shared_ptr<MemoryStore>>(&store_)) {
+            return reported((*memory)->template apply<Algo>(key, now, cost, params, op, input),
+                            now);
+        }
+        return run_elsewhere(key, now, cost, params, op, input);
+    }
+    Decision run_elsewhere(std::string_view key, double now, std::int64_t cost,
+                           const Params& params, Operation op, const StepInputOf<Algo>& input);
+    // is_allowed_many on a store other than memory, or with a per-call input: fills `out`.
+    void decide_many_elsewhere(PyObject* const* items, const std::vector<std::string_view>& views,
+                               double now, std::int64_t cost, const Params& params,
+                               double window, bool detail, py::list& out);
+    // out[i] = the result object of `d` for key `key`.
+    static void put_result(py::list& out, std::size_t i, PyObject* key, std::int64_t limit,
+                           double window, const Decision& d) {
+        PyObject* result = make_result(key, limit, window, d, Algo::id);
+        if (result == nullptr) throw py::error_already_set();
+        PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), result);
     }
 
     // A memory-store batch: `views` (into str objects kept alive by the caller's tuple),
@@ -382,16 +329,6 @@ private:
             for (std::size_t i = 0; i < count; ++i) Py_DECREF(items[i]);
         }
     };
-
-    template <class Store>
-    static void erase_on(Store& store, std::string_view key) {
-        if constexpr (StoreTraits<Store>::kReleaseGil) {
-            py::gil_scoped_release release;
-            store.template erase<Algo>(key);
-        } else {
-            store.template erase<Algo>(key);
-        }
-    }
 
     StoreRef store_;
     Spec spec_;

@@ -3,8 +3,10 @@
 // result objects) and a cold one at -O1 (pybind11 registration, module setup, the SQLite,
 // Redis, Python-backend and multi-limit paths: I/O-bound or run once). The declarations
 // below keep a template out of the part that would otherwise instantiate it implicitly:
-//   * the cold stores' single-step paths, reached from Limiter<Algo>::run (hot), are
-//     compiled once, at -O1, in store_instances_cold.cpp;
+//   * the Python-backend store's single-step paths, reached from Limiter<Algo> (hot), are
+//     compiled once, at -O1, in store_instances_cold.cpp, with Limiter<Algo>'s members
+//     off the memory store's path (limiter_cold.hpp); the SQLite store's are compiled in
+//     the core library (sqlite_store.cpp), which has no pybind11 to parse;
 //   * the memory store's multi-limit paths, reached from MultiLimiter (cold), stay at -O2,
 //     compiled in store_instances_hot.cpp (which also compiles every Limiter<Algo>).
 // With GCC's LTO each function keeps the optimisation level of the TU that compiled it.
@@ -15,21 +17,7 @@
 #include "ratelimiter/store/memory_store.hpp"
 #include "ratelimiter/store/sqlite_store.hpp"
 
-// X(Algo) for every algorithm in AllAlgorithms (a static_assert in the .cpp files checks the
-// list stays complete).
-#define RATELIMITER_FOR_EACH_ALGORITHM(X) \
-    X(FixedWindow)                        \
-    X(SlidingWindow)                      \
-    X(SlidingWindowCounter)               \
-    X(TokenBucket)                        \
-    X(LeakyBucket)                        \
-    X(Adaptive)                           \
-    X(Gcra)
-
 #define RATELIMITER_COLD_STORE_INSTANCES(PREFIX, Algo)                                     \
-    PREFIX Decision SqliteStore::apply<Algo>(std::string_view, double, std::int64_t,        \
-                                             const Algo::Params&, Operation,                \
-                                             const StepInputOf<Algo>&);                     \
     PREFIX Decision binding::PythonBackendStore::apply<Algo>(                               \
         std::string_view, double, std::int64_t, const Algo::Params&, Operation,             \
         const StepInputOf<Algo>&);

@@ -658,3 +658,14 @@ std::optional<std::vector<double>> SqliteStore::read_sliding_log(SqliteConnectio
 }
 
 }  // namespace ratelimiter
+
+namespace ratelimiter {
+
+// The per-algorithm step paths declared extern in sqlite_store.hpp.
+#define RATELIMITER_DEFINE_SQLITE(Algo) RATELIMITER_SQLITE_INSTANCES(template, Algo)
+RATELIMITER_FOR_EACH_ALGORITHM(RATELIMITER_DEFINE_SQLITE)
+#undef RATELIMITER_DEFINE_SQLITE
+
+static_assert(kAlgorithmCount == 7, "RATELIMITER_FOR_EACH_ALGORITHM must list every algorithm");
+
+}  // namespace ratelimiter

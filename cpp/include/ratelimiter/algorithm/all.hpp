@@ -26,6 +26,17 @@ using AllAlgorithms = std::tuple<FixedWindow, SlidingWindow, SlidingWindowCounte
 
 inline constexpr std::size_t kAlgorithmCount = std::tuple_size_v<AllAlgorithms>;
 
+// X(Algo) for every algorithm in AllAlgorithms (for explicit template instantiations; each
+// file that expands it checks the list is complete with a static_assert).
+#define RATELIMITER_FOR_EACH_ALGORITHM(X) \
+    X(FixedWindow)                        \
+    X(SlidingWindow)                      \
+    X(SlidingWindowCounter)               \
+    X(TokenBucket)                        \
+    X(LeakyBucket)                        \
+    X(Adaptive)                           \
+    X(Gcra)
+
 // A value standing for an algorithm type, so a generic lambda can receive it.
 template <class Algo>
 struct AlgorithmTag {

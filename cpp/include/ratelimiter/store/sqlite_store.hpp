@@ -72,6 +72,7 @@
 #include <utility>
 #include <vector>
 
+#include "ratelimiter/algorithm/all.hpp"
 #include "ratelimiter/algorithm/sliding_window.hpp"
 #include "ratelimiter/error.hpp"
 #include "ratelimiter/result.hpp"
@@ -323,5 +324,18 @@ bool SqliteStore::apply_multi(const std::vector<std::string>& keys,
     }
     return allowed;
 }
+
+// Compiled once, in sqlite_store.cpp (build time, issue 8: the core library compiles them
+// in parallel with the binding, without pybind11's headers).
+#define RATELIMITER_SQLITE_INSTANCES(PREFIX, Algo)                                           \
+    PREFIX Decision SqliteStore::apply<Algo>(std::string_view, double, std::int64_t,          \
+                                             const Algo::Params&, Operation,                  \
+                                             const StepInputOf<Algo>&);                       \
+    PREFIX bool SqliteStore::apply_multi<Algo>(const std::vector<std::string>&,               \
+                                               const Algo::Params*, const std::int64_t*,      \
+                                               double, MultiOp, Decision*);
+#define RATELIMITER_EXTERN_SQLITE(Algo) RATELIMITER_SQLITE_INSTANCES(extern template, Algo)
+RATELIMITER_FOR_EACH_ALGORITHM(RATELIMITER_EXTERN_SQLITE)
+#undef RATELIMITER_EXTERN_SQLITE
 
 }  // namespace ratelimiter
