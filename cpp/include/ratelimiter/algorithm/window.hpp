@@ -79,8 +79,12 @@ struct WindowPair {
                            current_window};
     }
 
+    // Requires a sanitized pair (k a finite integer: every caller sanitizes first).
     void roll(double now, double w) {
-        const double k_now = aligned_window_index(now, w, k);
+        // Still in window k (most steps): aligned_window_index(now, w, k) would return k
+        // itself (its integrality test holds), and nothing below would change.
+        if (k * w <= now && now < (k + 1.0) * w) return;
+        const double k_now = aligned_window_index(now, w);
         if (k_now == k + 1.0) {
             prev = curr;
             curr = 0.0;
