@@ -42,10 +42,11 @@ struct SlidingWindow {
     // append went to the end of its key's own growing buffer, and each doubling copied the
     // whole log into a new buffer (touching every cache line and page of the old and new
     // one); that made an admission ~2x the cost of the other algorithms' (bench_core.py).
-    // Chunks are never copied or moved: a full tail gets a new chunk after it, an emptied
-    // head chunk is freed. Chunk capacity follows the log's size (the total doubles, as a
-    // vector's would, up to kMaxChunk entries per chunk), so small logs stay small and a
-    // long log's slack is at most one chunk.
+    // A log of up to kMaxChunk entries is one chunk that doubles as a vector would (copying
+    // at most 16 entries); past that, chunks of kMaxChunk entries are never copied or moved:
+    // a full tail gets a new chunk after it, an emptied head chunk is freed. So a small log
+    // costs one allocation (16 bytes more than a vector's), and a long log's slack is at
+    // most one chunk (a vector's is up to half its size).
     // The oldest and newest times are mirrored beside the chunks: a step reads only them
     // unless an entry expires, so a long log's entries (a cache miss each, with many keys)
     // are read only to expire or merge, and written only to append.
@@ -61,7 +62,7 @@ struct SlidingWindow {
         static_assert(sizeof(Chunk) % alignof(Entry) == 0, "entries follow the header");
 
     public:
-        // 32 entries: 528-byte chunks (a 3% header), allocated ~once per 32 appends.
+        // 32 entries: 528-byte chunks (a 3% header), allocated once per 32 appends.
         static constexpr std::size_t kMinChunk = 1;
         static constexpr std::size_t kMaxChunk = 32;
 
@@ -150,16 +151,17 @@ struct SlidingWindow {
         double& newest_n() { return tail_->items()[tail_size_ - 1].n; }
 
         void push_back(const Entry& e) {
-            if (tail_ == nullptr || tail_size_ == tail_->capacity) {
-                // The log's size so far, clamped: total capacity doubles up to kMaxChunk.
-                Chunk* chunk = allocate(std::min(std::max(size_, kMinChunk), kMaxChunk));
-                if (tail_ == nullptr) {
-                    head_ = chunk;
+            if (tail_ == nullptr) {
+                head_ = tail_ = allocate(kMinChunk);
+            } else if (tail_size_ == tail_->capacity) {
+                if (head_ == tail_ && tail_->capacity < kMaxChunk) {
+                    grow_single_chunk();
                 } else {
+                    Chunk* chunk = allocate(kMaxChunk);
                     tail_->next = chunk;
+                    tail_ = chunk;
+                    tail_size_ = 0;
                 }
-                tail_ = chunk;
-                tail_size_ = 0;
             }
             new (tail_->items() + tail_size_) Entry(e);
             ++tail_size_;
@@ -202,6 +204,19 @@ struct SlidingWindow {
         const_iterator end() const { return const_iterator(this, nullptr, 0, 0); }
 
     private:
+        // A log of one chunk below kMaxChunk grows as a vector would (double, copy its at
+        // most 16 live entries to the front of the new chunk): small logs cost one
+        // allocation, and only logs past kMaxChunk entries are chained.
+        void grow_single_chunk() {
+            const std::size_t live = tail_size_ - head_index_;
+            Chunk* bigger = allocate(std::min(2 * static_cast<std::size_t>(tail_->capacity),
+                                              kMaxChunk));
+            std::copy(tail_->items() + head_index_, tail_->items() + tail_size_, bigger->items());
+            deallocate(tail_);
+            head_ = tail_ = bigger;
+            head_index_ = 0;
+            tail_size_ = static_cast<std::uint32_t>(live);
+        }
         // One past the last entry used in `chunk`: every chunk but the tail is full.
         std::size_t end_of(const Chunk* chunk) const {
             return chunk == tail_ ? tail_size_ : chunk->capacity;
