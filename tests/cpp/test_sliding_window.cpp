@@ -175,3 +175,120 @@ TEST_CASE("sliding log: glitch tolerance is 60 s; entries within it stay, order 
     REQUIRE(SlidingWindow::rebase(u, 1000.0));
     REQUIRE(encoded<SlidingWindow>(u) == std::vector<double>{1000.0, 5.0});
 }
+
+namespace {
+using Entry = SlidingWindow::Entry;
+using Log = SlidingWindow::Log;
+
+std::vector<double> flat(const Log& log) {
+    std::vector<double> out;
+    for (const Entry& e : log) {
+        out.push_back(e.t);
+        out.push_back(e.n);
+    }
+    return out;
+}
+std::vector<double> flat(const std::deque<Entry>& model) {
+    std::vector<double> out;
+    for (const Entry& e : model) {
+        out.push_back(e.t);
+        out.push_back(e.n);
+    }
+    return out;
+}
+void require_same(const Log& log, const std::deque<Entry>& model) {
+    REQUIRE(log.size() == model.size());
+    REQUIRE(log.empty() == model.empty());
+    REQUIRE(flat(log) == flat(model));
+    if (model.empty()) return;
+    REQUIRE(log.oldest_t() == model.front().t);
+    REQUIRE(log.newest_t() == model.back().t);
+    REQUIRE(log.front().t == model.front().t);
+    REQUIRE(log.back().n == model.back().n);
+    REQUIRE(log[model.size() - 1].t == model.back().t);
+}
+}  // namespace
+
+// The log is a list of chunks (sizes follow the log's, up to Log::kMaxChunk): pushes and pops
+// at both ends across chunk boundaries, emptying and refilling, copies and moves, all
+// checked against a std::deque after every operation.
+TEST_CASE("sliding log: the chunked log behaves as a deque", "[sliding_window][log]") {
+    std::mt19937 rng(15);
+    Log log;
+    std::deque<Entry> model;
+    double t = 0.0;
+    for (int i = 0; i < 20000; ++i) {
+        const auto op = rng() % 100;
+        // Phases of growth and shrinkage, so the log crosses many chunk sizes and empties.
+        const bool growing = (i / 2000) % 2 == 0;
+        if (model.empty() || op < (growing ? 70u : 30u)) {
+            t += 1.0;
+            const Entry e{t, static_cast<double>(1 + rng() % 3)};
+            log.push_back(e);
+            model.push_back(e);
+        } else if (op < 95) {
+            log.pop_front();
+            model.pop_front();
+        } else {
+            log.pop_back();
+            model.pop_back();
+        }
+        if (!model.empty() && rng() % 7 == 0) {
+            log.newest_n() += 1.0;
+            model.back().n += 1.0;
+        }
+        require_same(log, model);
+        if (i % 997 == 0) {
+            Log copy(log);
+            require_same(copy, model);
+            Log moved(std::move(copy));
+            require_same(moved, model);
+            REQUIRE(copy.empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
+            Log assigned;
+            assigned.push_back(Entry{-1.0, 1.0});
+            assigned = moved;
+            require_same(assigned, model);
+            assigned = std::move(moved);
+            require_same(assigned, model);
+            log = assigned;  // copy-assign over a non-empty log
+            require_same(log, model);
+        }
+    }
+}
+
+// A log long enough to span many chunks: expiry from the head, a retry_after found deep in
+// the log, and a glitch re-base popping entries across chunk boundaries.
+TEST_CASE("sliding log: a long log across chunks decides exactly", "[sliding_window][log]") {
+    const std::int64_t limit = 500;
+    const auto p = params(limit, 1000.0);
+    auto s = SlidingWindow::fresh(0.0, p);
+    for (int i = 0; i < limit; ++i) REQUIRE(SlidingWindow::step(s, 1.0 * i, 1, p).allowed);
+    REQUIRE(s.entries.size() == 500);
+    // Full: 7 units must leave; the 7th oldest (t=6) leaves at 1006.
+    const auto rejected = SlidingWindow::step(s, 600.0, 7, p);
+    REQUIRE_FALSE(rejected.allowed);
+    REQUIRE(rejected.retry_after == 406.0);
+    // At 1100.5 the entries at t <= 100 (101 of them) have expired.
+    const auto d = SlidingWindow::step(s, 1100.5, 1, p);
+    REQUIRE(d.allowed);
+    REQUIRE(d.meta[0] == 400.0);
+    REQUIRE(s.entries.size() == 400);
+    REQUIRE(s.entries.oldest_t() == 101.0);
+    REQUIRE(s.entries.front().t == 101.0);
+
+    // Entries admitted by a clock running ~4 minutes ahead (expiring t <= 389 as it goes),
+    // then the clock is corrected to 1150: those 90 entries (t > 1210) merge into one entry
+    // at now, popped from the back across several chunks.
+    for (int i = 0; i < 90; ++i) REQUIRE(SlidingWindow::step(s, 1300.0 + i, 1, p).allowed);
+    REQUIRE(s.entries.size() == 110 + 1 + 90);  // t = 390..499, 1100.5, 1300..1389
+    REQUIRE(SlidingWindow::peek(s, 1150.0, p).meta[0] == 201.0);
+    REQUIRE(SlidingWindow::rebase(s, 1150.0));
+    const auto flat_state = encoded<SlidingWindow>(s);
+    REQUIRE(flat_state.size() == 2 * 112);
+    REQUIRE(flat_state[0] == 390.0);
+    REQUIRE(flat_state[flat_state.size() - 4] == 1100.5);
+    REQUIRE(flat_state[flat_state.size() - 2] == 1150.0);
+    REQUIRE(flat_state.back() == 90.0);
+    REQUIRE(s.entries.newest_t() == 1150.0);
+    REQUIRE(s.total == 201.0);
+}

@@ -57,7 +57,11 @@ struct Adaptive {
         double penalty = 0.0;
         std::optional<double> load_capacity;
         double rate = 0.0;       // limit / window
-        double max_burst = 0.0;  // effective_burst at zero load
+        double max_burst = 0.0;  // effective_burst at zero load (load <= low)
+        double min_burst = 0.0;  // effective_burst at full load (load >= high)
+        // exact_reciprocal of rate and adaptive_window (0: divide): see per_rate.
+        double inv_rate = 0.0;
+        double inv_adaptive_window = 0.0;
     };
     // The per-call input: a load the caller measured (aggregate mode, load_capacity; see
     // bindings/aggregate_load.hpp) replacing the per-key sensor. Empty: the key's own sensor.
@@ -103,6 +107,9 @@ struct Adaptive {
                               format_number(limit * spec.burst_multiplier));
         }
         p.max_burst = burst_for(p, 1.0);
+        p.min_burst = burst_for(p, 1.0 - p.penalty);
+        p.inv_rate = exact_reciprocal(p.rate);
+        p.inv_adaptive_window = exact_reciprocal(p.adaptive_window);
         return p;
     }
 
@@ -128,7 +135,7 @@ struct Adaptive {
         const double gw = s.guard.window == 0.0 ? p.window : s.guard.window;
         const double lw = s.load.window == 0.0 ? p.adaptive_window : s.load.window;
         return std::max({(s.guard.k + 2.0) * gw, (s.load.k + 2.0) * lw,
-                         s.last + (p.max_burst - s.tokens) / p.rate});
+                         s.last + per_rate(p.max_burst - s.tokens, p)});
     }
 
     static void encode(const State& s, std::vector<double>& out) {
@@ -160,8 +167,9 @@ struct Adaptive {
     // A clock glitch in any layer (the bucket's `last`, a window pair's start), with that
     // layer otherwise sound: the whole state sanitized and reported, as TokenBucket::rebase.
     static bool rebase(State& s, double now, const Params& p) {
-        const bool bucket = plausible_count(s.tokens) && std::isfinite(s.last) &&
-                            ahead_of_clock(s.last, now);
+        // Clock tests first (false on almost every step); each conjunction is order-free.
+        const bool bucket = ahead_of_clock(s.last, now) && plausible_count(s.tokens) &&
+                            std::isfinite(s.last);
         if (!bucket && !s.guard.glitched(now, p.window) &&
             !s.load.glitched(now, p.adaptive_window)) {
             return false;
@@ -170,6 +178,9 @@ struct Adaptive {
         return true;
     }
 
+    // x / rate (a multiply when that is bit-identical: common.hpp divide_exact).
+    static double per_rate(double x, const Params& p) { return divide_exact(x, p.rate, p.inv_rate); }
+
     // max(1, floor(limit·burst_multiplier·factor + EPS)).
     static double burst_for(const Params& p, double factor) {
         return std::max(1.0, std::floor(static_cast<double>(p.limit) * p.burst_multiplier *
@@ -177,10 +188,12 @@ struct Adaptive {
     }
 
 private:
-    static double factor_for(const Params& p, double load) {
-        if (load <= p.low) return 1.0;
-        if (load >= p.high) return 1.0 - p.penalty;
-        return 1.0 - p.penalty * (load - p.low) / (p.high - p.low);
+    // burst_for(p, factor) of the spec's factor at `load`: 1 at or below `low`, 1 - penalty
+    // at or above `high` (both precomputed in make_params, the same doubles), linear between.
+    static double effective_burst_for(const Params& p, double load) {
+        if (load <= p.low) return p.max_burst;
+        if (load >= p.high) return p.min_burst;
+        return burst_for(p, 1.0 - p.penalty * (load - p.low) / (p.high - p.low));
     }
 
     static Decision evaluate(State& s, double now, std::int64_t cost, const Params& p,
@@ -195,8 +208,11 @@ private:
         next.load.roll(now, lw);
         const double load = external_load
                                 ? *external_load
-                                : (next.load.weighted(now, lw) / p.adaptive_window) / p.rate;
-        const double effective_burst = burst_for(p, factor_for(p, load));
+                                : per_rate(divide_exact(next.load.weighted(now, lw),
+                                                        p.adaptive_window,
+                                                        p.inv_adaptive_window),
+                                           p);
+        const double effective_burst = effective_burst_for(p, load);
 
         // 3. Guard.
         next.guard.roll(now, gw);
@@ -208,7 +224,8 @@ private:
         next.last = std::max(next.last, now);
         // Every layer only relaxes while nothing is admitted (load falls, so the burst grows;
         // the guard count falls; tokens grow), so the latest of the per-layer waits admits.
-        const double bucket_wait = std::max(0.0, (need - next.tokens) / p.rate);
+        // Computed only by a rejection (a division off the admitting path).
+        const auto bucket_wait = [&] { return std::max(0.0, per_rate(need - next.tokens, p)); };
 
         Decision d;
         d.meta[0] = kLayerSlidingWindow;
@@ -218,13 +235,13 @@ private:
             // Only a lower load can admit it: wait for the sensor to empty (burst = max_burst).
             const double sensor_empty = (next.load.k + 2.0) * lw - now;
             d.retry_after = std::max(
-                {sensor_empty, next.guard.wait_for(need, p.max_burst, now, gw), bucket_wait});
+                {sensor_empty, next.guard.wait_for(need, p.max_burst, now, gw), bucket_wait()});
         } else if (sw_count + need > effective_burst + kEps) {
             d.retry_after = std::max(next.guard.wait_for(need, effective_burst, now, gw),
-                                     bucket_wait);
+                                     bucket_wait());
         } else if (next.tokens + kEps < need) {
             d.meta[0] = kLayerTokenBucket;
-            d.retry_after = bucket_wait;
+            d.retry_after = bucket_wait();
         } else {
             // 5. Admitted.
             d.allowed = true;
@@ -248,7 +265,8 @@ private:
             guard_reset = (next.guard.k + 1.0) * next.guard.window;
         }
         d.reset_after = std::max(
-            0.0, std::max(guard_reset, next.last + (effective_burst - next.tokens) / p.rate) - now);
+            0.0,
+            std::max(guard_reset, next.last + per_rate(effective_burst - next.tokens, p)) - now);
         d.meta[1] = next.tokens;
         d.meta[2] = effective_burst;
         d.meta[3] = p.rate;

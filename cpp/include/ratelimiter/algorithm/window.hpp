@@ -26,7 +26,8 @@ inline double aligned_window_index(double now, double window) {
 // in the window they were stored in) already satisfies k·window <= now < (k+1)·window. Such
 // an integer k is unique (k·window is non-decreasing in k), so the answer is the same.
 inline double aligned_window_index(double now, double window, double guess) {
-    if (guess * window <= now && now < (guess + 1.0) * window && guess == std::floor(guess)) {
+    // is_integral(guess) is guess == floor(guess) except at ±inf, where the bounds fail.
+    if (guess * window <= now && now < (guess + 1.0) * window && is_integral(guess)) {
         return guess;
     }
     return aligned_window_index(now, window);
@@ -64,11 +65,11 @@ struct WindowPair {
     // Whether sanitize would re-base a clock glitch: a sound pair whose window starts beyond
     // now + kClockTolerance (on the grid it was written on).
     bool glitched(double now, double current_window) const {
-        if (!plausible_index(k) || !plausible_count(curr) || !plausible_count(prev) ||
-            !std::isfinite(window) || window < 0.0) {
-            return false;
-        }
-        return ahead_of_clock(k * (window == 0.0 ? current_window : window), now);
+        // The clock test first: it is false on almost every step, and the conjunction is
+        // the same in either order (a corrupt pair is never a glitch).
+        if (!ahead_of_clock(k * (window == 0.0 ? current_window : window), now)) return false;
+        return plausible_index(k) && plausible_count(curr) && plausible_count(prev) &&
+               std::isfinite(window) && window >= 0.0;
     }
     // Before an admission under `current_window`: a pair on another grid becomes a pair on
     // this one whose current window holds everything it still counted (`weighted` at now).
@@ -78,8 +79,12 @@ struct WindowPair {
                            current_window};
     }
 
+    // Requires a sanitized pair (k a finite integer: every caller sanitizes first).
     void roll(double now, double w) {
-        const double k_now = aligned_window_index(now, w, k);
+        // Still in window k (most steps): aligned_window_index(now, w, k) would return k
+        // itself (its integrality test holds), and nothing below would change.
+        if (k * w <= now && now < (k + 1.0) * w) return;
+        const double k_now = aligned_window_index(now, w);
         if (k_now == k + 1.0) {
             prev = curr;
             curr = 0.0;
@@ -96,6 +101,10 @@ struct WindowPair {
         return std::max(0.0, 1.0 - elapsed / w);
     }
     double weighted(double now, double w) const {
+        // prev == ±0 (no previous window, the common case for long windows): prev·weight is
+        // that same zero (the weight is finite, >= +0), so the division is skipped and the
+        // sum is bit-identical.
+        if (prev == 0.0) return prev + curr;
         return prev * weight_prev(now, w) + curr;
     }
     // Seconds from `now` until weighted() + cost <= limit (curr/prev as they are now, nothing
