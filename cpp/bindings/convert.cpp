@@ -10,8 +10,12 @@ namespace {
 
 // Exception classes live in the pure-Python module; looked up once, kept for the process.
 PyObject* exception_class(const char* name) {
-    py::module_ exceptions = py::module_::import("ratelimiter.exceptions");
-    return py::object(exceptions.attr(name)).release().ptr();
+    const auto exceptions =
+        py::reinterpret_steal<py::object>(PyImport_ImportModule("ratelimiter.exceptions"));
+    if (!exceptions) throw py::error_already_set();
+    PyObject* cls = PyObject_GetAttrString(exceptions.ptr(), name);
+    if (cls == nullptr) throw py::error_already_set();
+    return cls;
 }
 
 PyObject* configuration_error() {
@@ -30,6 +34,14 @@ bool is_real_number(py::handle value) {
 }  // namespace
 
 std::string type_name(py::handle value) { return Py_TYPE(value.ptr())->tp_name; }
+
+std::string repr_text(py::handle value) { return std::string(py::repr(value)); }
+
+py::object call_method(py::handle obj, const char* name) {
+    PyObject* result = PyObject_CallMethod(obj.ptr(), name, nullptr);
+    if (result == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::object>(result);
+}
 
 void raise_configuration_error(const std::string& message) {
     PyErr_SetString(configuration_error(), message.c_str());
@@ -66,16 +78,6 @@ bool translate_core_exception(const std::exception& e) {
     return true;
 }
 
-void register_exception_translators() {
-    py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const std::exception& e) {
-            if (!translate_core_exception(e)) throw;
-        }
-    });
-}
-
 std::int64_t to_count(py::handle value, const char* name) {
     PyObject* obj = value.ptr();
     if (PyBool_Check(obj) || !PyLong_Check(obj)) {
@@ -86,7 +88,7 @@ std::int64_t to_count(py::handle value, const char* name) {
     const long long n = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (overflow != 0 || n <= 0 || n > kMaxCount) {
         raise_configuration_error(std::string(name) + " must be a positive int <= 2**52, got " +
-                                  py::repr(value).cast<std::string>());
+                                  repr_text(value));
     }
     return n;
 }
@@ -103,7 +105,7 @@ double to_finite_float(py::handle value, const char* name) {
     }
     if (!std::isfinite(x)) {
         raise_configuration_error(std::string(name) + " must be finite, got " +
-                                  py::repr(value).cast<std::string>());
+                                  repr_text(value));
     }
     return x;
 }
@@ -112,7 +114,7 @@ double to_positive_float(py::handle value, const char* name) {
     const double x = to_finite_float(value, name);
     if (x <= 0.0) {
         raise_configuration_error(std::string(name) + " must be > 0, got " +
-                                  py::repr(value).cast<std::string>());
+                                  repr_text(value));
     }
     return x;
 }
@@ -182,7 +184,7 @@ double read_clock(PyObject* clock) {
     }
     if (!std::isfinite(now)) {
         raise_configuration_error("clock returned a non-finite time: " +
-                                  py::repr(result).cast<std::string>());
+                                  repr_text(result));
     }
     return now;
 }

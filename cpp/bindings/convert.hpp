@@ -2,7 +2,9 @@
 // needs happens here, before any store is touched, so a rejected argument changes no state.
 #pragma once
 
-#include <pybind11/pybind11.h>
+// pybind11's object types only (pytypes.h): the hot part of the binding includes this, and
+// pybind11.h would cost it ~2.5 s of compile time (build time, issue 8; see limiter.hpp).
+#include <pybind11/pytypes.h>
 
 #include <cstdint>
 #include <optional>
@@ -23,8 +25,6 @@ inline constexpr std::size_t kMaxKeyBytes = 1024;
 // As raise_configuration_error, chaining the pending Python error as __cause__.
 [[noreturn]] void raise_configuration_error_from(const std::string& message);
 
-// Maps the core's C++ exceptions to ratelimiter.exceptions classes.
-void register_exception_translators();
 // Sets the Python error for a core exception (ConfigError, BackendError...); false if `e` is
 // not one of them.
 bool translate_core_exception(const std::exception& e);
@@ -48,5 +48,23 @@ std::string_view key_view(py::handle key, std::size_t prefix_bytes);
 double read_clock(PyObject* clock);
 
 std::string type_name(py::handle value);
+// repr(value) as UTF-8, for messages.
+std::string repr_text(py::handle value);
+
+// obj.name() with no arguments; a Python exception propagates as error_already_set.
+py::object call_method(py::handle obj, const char* name);
+
+// Releases the GIL for its scope (pybind11's gil_scoped_release lives in pybind11/gil.h, which
+// pulls in pybind11's internals; nothing released here calls back into pybind11).
+class ReleasedGil {
+public:
+    ReleasedGil() : state_(PyEval_SaveThread()) {}
+    ReleasedGil(const ReleasedGil&) = delete;
+    ReleasedGil& operator=(const ReleasedGil&) = delete;
+    ~ReleasedGil() { PyEval_RestoreThread(state_); }
+
+private:
+    PyThreadState* state_;
+};
 
 }  // namespace ratelimiter::binding

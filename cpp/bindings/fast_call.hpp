@@ -5,7 +5,7 @@
 
 #include <Python.h>
 
-#include <pybind11/pybind11.h>
+#include <pybind11/pytypes.h>
 
 namespace ratelimiter::binding {
 

@@ -3,7 +3,9 @@
 // (the core's `reported` adjusts retry_after; AggregateLoad uses the core's WindowPair).
 #pragma once
 
-#include <pybind11/pybind11.h>
+// Only pybind11's object types (pytypes.h, via convert.hpp), not pybind11.h: this header is
+// the binding's hot part, whose compile is on the build's critical path (issue 8), and the
+// hot part never registers anything with pybind11 (register_limiters.cpp does).
 
 #include <algorithm>
 #include <cmath>
@@ -244,8 +246,8 @@ private:
             return params_;
         }
         Spec spec = spec_;
-        spec.limit = to_count(provider_.attr("get_limit")(), "limit (from config_provider)");
-        spec.window = to_positive_float(provider_.attr("get_window")(),
+        spec.limit = to_count(call_method(provider_, "get_limit"), "limit (from config_provider)");
+        spec.window = to_positive_float(call_method(provider_, "get_window"),
                                         "window (from config_provider)");
         window = spec.window;
         return Algo::make_params(spec);
@@ -302,7 +304,7 @@ private:
             keys = prefixed.data();
         }
         if (n >= kReleaseGilFrom) {
-            py::gil_scoped_release release;
+            ReleasedGil released;
             store.template apply_many<Algo>(keys, n, now, cost, params, out);
         } else {
             store.template apply_many<Algo>(keys, n, now, cost, params, out);

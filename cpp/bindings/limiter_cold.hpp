@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "limiter.hpp"
+#include "store_instances.hpp"
 
 namespace ratelimiter::binding {
 

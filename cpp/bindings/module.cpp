@@ -6,6 +6,20 @@
 #include "ratelimiter/build_info.hpp"
 #include "result_object.hpp"
 
+namespace ratelimiter::binding {
+
+void register_exception_translators() {
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::exception& e) {
+            if (!translate_core_exception(e)) throw;
+        }
+    });
+}
+
+}  // namespace ratelimiter::binding
+
 namespace {
 
 // What went into this build (ratelimiter.build_info() documents the keys). The SQLite

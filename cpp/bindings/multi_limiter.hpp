@@ -14,6 +14,7 @@
 
 #include "convert.hpp"
 #include "ratelimiter/store/multi.hpp"
+#include "store_instances.hpp"
 #include "store_ref.hpp"
 
 namespace ratelimiter::binding {

@@ -1,9 +1,9 @@
-// The hot part's templates (store_instances.hpp): every limiter, whose decisions on the
+// The hot part's templates (memory_instances.hpp): every limiter, whose decisions on the
 // memory store are the hot path, and the memory store's multi-limit paths, called from
 // MultiLimiter in the cold part. register_limiters.cpp (cold) binds the limiters without
 // compiling them again.
 #include "limiter.hpp"
-#include "store_instances.hpp"
+#include "memory_instances.hpp"
 
 namespace ratelimiter {
 

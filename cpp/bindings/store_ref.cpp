@@ -3,6 +3,7 @@
 
 #include "convert.hpp"
 #include "modules.hpp"
+#include "store_instances.hpp"
 
 namespace ratelimiter::binding {
 

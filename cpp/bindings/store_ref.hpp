@@ -4,13 +4,17 @@
 #include <memory>
 #include <variant>
 
-#include "python_backend_store.hpp"
-#include "store_instances.hpp"
+#include "convert.hpp"
+#include "memory_instances.hpp"
 #include "ratelimiter/store/memory_store.hpp"
 #include "ratelimiter/store/redis_store.hpp"
 #include "ratelimiter/store/sqlite_store.hpp"
 
 namespace ratelimiter::binding {
+
+// A user's BaseBackend (python_backend_store.hpp). Only declared here: the hot part holds it
+// in a StoreRef but never steps it, and its definition needs pybind11.h and stl.h.
+class PythonBackendStore;
 
 // An asyncio backend (AsyncRedisBackend): decisions go through the limiter's *_async
 // methods; a synchronous call is a usage error with a clear message.
