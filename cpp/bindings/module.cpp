@@ -6,6 +6,12 @@
 #include "ratelimiter/build_info.hpp"
 #include "result_object.hpp"
 
+// The binding's hot part includes only pybind11/pytypes.h (see limiter.hpp), whose inline
+// error_already_set::what() calls handle::cast<std::string>(), a template that pybind11 defines
+// in cast.h. This part includes all of pybind11: one explicit definition here serves both, where
+// an implicit one might not be emitted at all (a build without LTO, e.g. with Clang).
+template std::string pybind11::handle::cast<std::string>() const;
+
 namespace ratelimiter::binding {
 
 void register_exception_translators() {

@@ -145,3 +145,39 @@ def test_cmake_configures_without_hiredis(tmp_path: Path, how: str) -> None:
     built = ninja + "".join(p.read_text() for p in (tmp_path / "b").rglob("unity_*_cxx.cxx"))
     assert "hiredis_transport.cpp" not in built and "libhiredis" not in ninja
     assert "sqlite_store.cpp" in built
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+def test_extension_links_and_runs_without_lto(tmp_path: Path) -> None:
+    """The binding's hot part includes only pybind11/pytypes.h, and LTO could hide a pybind11
+    template it uses but nothing defines (Clang and -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF
+    builds link without it): built that way, the extension links, imports and decides."""
+    build = tmp_path / "b"
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja",
+                    "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF",
+                    f"-Dpybind11_DIR={_pybind11_dir()}", f"-DPython_EXECUTABLE={sys.executable}"],
+                   check=True, capture_output=True, timeout=180)
+    done = subprocess.run(["cmake", "--build", str(build)], capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "-flto" not in (build / "build.ninja").read_text()
+    package = tmp_path / "pkg" / "ratelimiter"
+    shutil.copytree(ROOT / "python" / "ratelimiter", package)
+    for built in build.glob("_core*.so"):
+        shutil.copy(built, package)
+    probe = ("import ratelimiter\n"
+             "from ratelimiter import MemoryBackend, TokenBucketRateLimiter\n"
+             f"assert ratelimiter.__file__.startswith({str(package)!r}), ratelimiter.__file__\n"
+             "limiter = TokenBucketRateLimiter(MemoryBackend(), limit=2, window=60)\n"
+             "print([limiter.is_allowed('k').allowed for _ in range(3)])\n"
+             "try:\n"
+             "    limiter.is_allowed('')\n"
+             "except ratelimiter.ConfigurationError as e:\n"
+             "    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path / "pkg")},
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "[True, True, False]", "ConfigurationError key must be a non-empty str"]
