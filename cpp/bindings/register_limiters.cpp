@@ -138,8 +138,8 @@ void check_with_defaults(std::int64_t limit, double window, py::handle limit_arg
     try {
         static_cast<void>(Algo::make_params(spec));
     } catch (const ConfigError& e) {
-        raise_configuration_error("limit=" + py::repr(limit_arg).cast<std::string>() +
-                                  " with window=" + py::repr(window_arg).cast<std::string>() +
+        raise_configuration_error("limit=" + repr_text(limit_arg) +
+                                  " with window=" + repr_text(window_arg) +
                                   " is unusable by the " + Algo::name +
                                   " algorithm (default options): " + e.what());
     }

@@ -24,7 +24,7 @@ std::int64_t to_signed_count(py::handle value, const std::string& name) {
     const long long n = PyLong_AsLongLongAndOverflow(obj, &overflow);
     if (overflow != 0 || n < -kMaxCount || n > kMaxCount) {
         raise_configuration_error(name + " must be an int between -2**52 and 2**52, got " +
-                                  py::repr(value).cast<std::string>());
+                                  repr_text(value));
     }
     return n;
 }

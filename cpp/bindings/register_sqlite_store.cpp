@@ -27,7 +27,7 @@ SqliteStore::Synchronous to_synchronous(py::handle value) {
     if (name == "FULL") return SqliteStore::Synchronous::full;
     if (name == "EXTRA") return SqliteStore::Synchronous::extra;
     raise_configuration_error("synchronous must be one of 'OFF', 'NORMAL', 'FULL', 'EXTRA', got " +
-                              py::repr(value).cast<std::string>());
+                              repr_text(value));
 }
 
 OnError to_on_error(py::handle value) {
@@ -36,7 +36,7 @@ OnError to_on_error(py::handle value) {
                                        : std::nullopt;
     if (!policy) {
         raise_configuration_error("on_error must be 'raise', 'allow' or 'deny', got " +
-                                  py::repr(value).cast<std::string>());
+                                  repr_text(value));
     }
     return *policy;
 }
@@ -58,7 +58,7 @@ std::shared_ptr<SqliteStore> make_store(py::handle db_path, py::handle wal_mode,
     const double timeout = to_finite_float(busy_timeout, "busy_timeout");
     if (timeout < 0.0 || timeout > kMaxBusyTimeout) {
         raise_configuration_error("busy_timeout must be between 0 and 86400 seconds, got " +
-                                  py::repr(busy_timeout).cast<std::string>());
+                                  repr_text(busy_timeout));
     }
     SqliteStore::Options options;
     options.wal_mode = wal_mode.ptr() == Py_True;

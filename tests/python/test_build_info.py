@@ -148,7 +148,6 @@ def test_cmake_configures_without_hiredis(tmp_path: Path, how: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
 def test_extension_links_and_runs_without_lto(tmp_path: Path) -> None:
     """The binding's hot part includes only pybind11/pytypes.h, and LTO could hide a pybind11
     template it uses but nothing defines (Clang and -DCMAKE_INTERPROCEDURAL_OPTIMIZATION=OFF
